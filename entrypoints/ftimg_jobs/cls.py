@@ -1,0 +1,146 @@
+"""Sequence classification / regression with an LLM backbone: qlora-cls, lora-cls, full-cls.
+
+One GPU, or CPU (no arguments: the embedded tiny model and sample sentiment data):
+    python -m ftimg_jobs lora-cls --model_name_or_path /models/llama --data_path train.jsonl --output_dir out
+All GPUs of this machine (re-executes itself under torchrun, one process per GPU):
+    python -m ftimg_jobs qlora-cls --model_name_or_path /models/llama --data_path train.jsonl --bf16 True
+Explicit torchrun:
+    torchrun --nproc_per_node 4 -m ftimg_jobs full-cls --deepspeed zero2 --data_path train.jsonl
+
+Records are {"text": ..., "label": ...}. String or integer labels → N classes
+(sorted; the map is saved as config id2label/label2id and label_map.json);
+float labels → regression with one output. Metrics: accuracy + macro-F1, or
+MSE + Pearson, on --eval_data_path or a --val_set_size hold-out, whose
+predictions are written to predictions.jsonl.
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+from ftimg_jobs.checkpoints import resolve_resume
+from ftimg_jobs.cls_metrics import classification_metrics, regression_metrics
+from ftimg_jobs.collate import LeftPadCollator, TokenizedDataset
+from ftimg_jobs.data_formats import check_labels_known, infer_label_schema, load_cls_records, split_train_eval
+from ftimg_jobs.job_args import ModelArguments, parse_job_args, validate_model_args
+from ftimg_jobs.logs import setup_logging
+from ftimg_jobs.model_setup import apply_lora, count_parameters, load_model, load_tokenizer
+from ftimg_jobs.paths import sample_data
+from ftimg_jobs.run_manifest import data_files_info
+from ftimg_jobs.run_outputs import finish_run
+from ftimg_jobs.training_control import StopOnSignal
+
+
+@dataclass
+class ClsDataArguments:
+    """Text/label data and how labels are interpreted."""
+
+    data_path: str = field(default_factory=lambda: sample_data("cls/sentiment_zh_en.jsonl"), metadata={
+        "help": "JSON or JSONL file of {text, label} records."})
+    eval_data_path: Optional[str] = field(default=None, metadata={"help": "Optional evaluation file."})
+    val_set_size: float = field(default=0.1, metadata={
+        "help": "Fraction of data_path held out for evaluation when no eval_data_path is given (0 = none)."})
+    model_max_length: int = field(default=512, metadata={"help": "Truncate texts to this many tokens."})
+    task_type: str = field(default="auto", metadata={
+        "help": "auto (float labels → regression, else classes), classification or regression.",
+        "choices": ["auto", "classification", "regression"]})
+
+
+def encode(records, schema, tokenizer, max_length: int) -> TokenizedDataset:
+    return TokenizedDataset(
+        {"input_ids": tokenizer(record.data["text"], truncation=True, max_length=max_length)["input_ids"],
+         "labels": schema.encode(record.data["label"])}
+        for record in records)
+
+
+def metrics_function(schema):
+    def compute(eval_prediction):
+        logits, labels = eval_prediction.predictions, eval_prediction.label_ids
+        if schema.problem_type == "regression":
+            return regression_metrics(np.reshape(logits, -1).tolist(), np.reshape(labels, -1).tolist())
+        return classification_metrics(np.argmax(logits, axis=-1).tolist(), labels.tolist(), schema.num_labels)
+    return compute
+
+
+def write_predictions(path: Path, records, logits, schema) -> None:
+    """One line per evaluation record: text, true label and the predicted label (or score)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for record, row in zip(records, logits):
+            predicted = float(row.reshape(-1)[0]) if schema.problem_type == "regression" \
+                else schema.labels[int(np.argmax(row))]
+            handle.write(json.dumps({"text": record.data["text"], "label": record.data["label"],
+                                     "prediction": predicted}, ensure_ascii=False) + "\n")
+
+
+def main(job: str, argv: list) -> int:
+    started = time.time()
+    log = setup_logging()
+    parsed = parse_job_args(job, argv, (ModelArguments, ClsDataArguments, TrainingArguments))
+    model_args, data_args, training_args, precision_note = parsed
+    if precision_note:
+        log.warning(precision_note)
+    validate_model_args(job, model_args, training_args)
+    resumed_from = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+
+    records = load_cls_records(data_args.data_path)
+    if data_args.eval_data_path:
+        eval_records = load_cls_records(data_args.eval_data_path)
+    else:
+        records, eval_records = split_train_eval(records, data_args.val_set_size, training_args.seed)
+    schema = infer_label_schema(records, data_args.task_type, source=data_args.data_path)
+    check_labels_known(eval_records, schema)
+    log.info("data: %s, %d training / %d eval records, labels %s", schema.problem_type, len(records),
+             len(eval_records), list(schema.labels) or "(regression)")
+
+    tokenizer, tokenizer_notes = load_tokenizer(model_args)
+    train_dataset = encode(records, schema, tokenizer, data_args.model_max_length)
+    eval_dataset = encode(eval_records, schema, tokenizer, data_args.model_max_length) if eval_records else None
+
+    head_config = {"num_labels": schema.num_labels, "problem_type": schema.problem_type,
+                   "pad_token_id": tokenizer.pad_token_id}
+    if schema.labels:
+        head_config.update(id2label=schema.id2label(), label2id=schema.label2id())
+    model, attention = load_model(AutoModelForSequenceClassification, model_args, training_args, **head_config)
+    if model_args.use_lora:
+        model = apply_lora(model, model_args, training_args, task_type="SEQ_CLS")
+    log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
+             count_parameters(model))
+    if training_args.label_names is None:
+        training_args.label_names = ["labels"]
+
+    label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
+    stop = StopOnSignal()
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                      data_collator=LeftPadCollator(tokenizer.pad_token_id, label_dtype=label_dtype),
+                      processing_class=tokenizer, compute_metrics=metrics_function(schema), callbacks=[stop])
+    train_output = trainer.train(resume_from_checkpoint=resumed_from)
+
+    eval_metrics = {}
+    output_dir = Path(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "label_map.json").write_text(
+            json.dumps(schema.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if eval_dataset is not None and not stop.stopped_early:
+        prediction = trainer.predict(eval_dataset, metric_key_prefix="eval")
+        eval_metrics = prediction.metrics
+        if trainer.is_world_process_zero():
+            write_predictions(output_dir / "predictions.jsonl", eval_records, prediction.predictions, schema)
+    if model_args.use_lora and trainer.is_world_process_zero() and not stop.stopped_early:
+        # An adapter directory has no config.json of its own; saving the base config with the
+        # head's id2label/label2id keeps the label map with the model (full FT saves it anyway).
+        model.get_base_model().config.save_pretrained(output_dir)
+
+    return finish_run(
+        trainer, job=job, parsed=parsed[:-1], stop=stop, train_output=train_output, started=started,
+        data_files=data_files_info({"train": data_args.data_path, "eval": data_args.eval_data_path}),
+        attention=attention, eval_metrics=eval_metrics, resumed_from=resumed_from,
+        extra={"problem_type": schema.problem_type, "label_map": schema.to_json(),
+               "tokenizer_notes": tokenizer_notes, "parameters": count_parameters(model),
+               "precision_note": precision_note})

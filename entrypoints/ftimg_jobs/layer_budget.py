@@ -1,0 +1,89 @@
+"""How many decoder layers to checkpoint so that training fits a GPU memory budget (torch-free).
+
+Gradient checkpointing is usually all or nothing: every layer recomputes its
+forward pass during backward (about a third more compute) even when half the
+layers' activations would have fit. Here the memory a step needs is estimated
+from the model's shape, and only as many layers are checkpointed as the budget
+requires; the rest keep their activations.
+
+The per-layer activation count is in units of one bf16 vector of the hidden
+(or MLP) width per token, counted from what a Llama-style layer saves for
+backward, and checked against peak memory measured on an H100 (docs/performance.md).
+"""
+
+from dataclasses import dataclass
+
+GIB = 1024 ** 3
+
+# Tensors a decoder layer keeps for backward, per token, in vectors of the hidden width:
+# norm inputs, q/k/v after RoPE, attention output, o_proj input. Calibrated: the count
+# from the code (9 + 9 with LoRA dropout) overestimated the H100 measurement by a quarter.
+ATTENTION_VECTORS = 6.5
+# LoRA dropout copies its input once per adapted linear (q, k, v, o, gate, up) and keeps a mask.
+LORA_DROPOUT_HIDDEN_VECTORS = 6.0
+# MLP tensors of the intermediate width: gate and up outputs, SiLU output, down_proj input.
+# A fused SwiGLU kernel recomputes the SiLU output instead of keeping it.
+MLP_VECTORS = 4.0
+FUSED_MLP_VECTORS = 3.0
+LORA_DROPOUT_MLP_VECTORS = 1.5
+# Unfused loss: bf16 logits, their fp32 copy and the fp32 gradient, per token and vocabulary entry.
+LOGIT_BYTES = 10
+# A fused linear cross-entropy kernel works through the logits in chunks of this size.
+FUSED_LOSS_BYTES = 512 * 1024 ** 2
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    num_layers: int
+    hidden_size: int
+    intermediate_size: int
+    vocab_size: int
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """What one training step keeps in GPU memory besides the decoder layers' activations."""
+
+    fixed_bytes: int        # weights, gradients, optimizer state, loss workspace, allocator reserve
+    layer_bytes: int        # activations of one decoder layer that is not checkpointed
+    checkpoint_bytes: int   # what a checkpointed layer keeps: its input
+
+
+def layer_activation_bytes(shape: ModelShape, tokens: int, lora_dropout: bool, fused_mlp: bool,
+                           dtype_bytes: int = 2) -> int:
+    hidden_vectors = ATTENTION_VECTORS + (LORA_DROPOUT_HIDDEN_VECTORS if lora_dropout else 0.0)
+    mlp_vectors = (FUSED_MLP_VECTORS if fused_mlp else MLP_VECTORS) + (LORA_DROPOUT_MLP_VECTORS if lora_dropout else 0.0)
+    per_token = hidden_vectors * shape.hidden_size + mlp_vectors * shape.intermediate_size
+    return int(tokens * per_token * dtype_bytes)
+
+
+def loss_workspace_bytes(shape: ModelShape, tokens: int, fused_loss: bool) -> int:
+    return FUSED_LOSS_BYTES if fused_loss else tokens * shape.vocab_size * LOGIT_BYTES
+
+
+def layers_to_checkpoint(num_layers: int, budget_bytes: int, memory: StepMemory) -> int:
+    """The fewest layers to checkpoint so the step's peak stays within ``budget_bytes``.
+
+    With n of L layers checkpointed the peak is about
+    fixed + (L - n) * layer + n * checkpoint, plus one layer's activations while
+    a checkpointed layer is recomputed. Returns L when even that does not fit:
+    checkpointing everything is the most this lever can save.
+    """
+    for checkpointed in range(num_layers + 1):
+        recompute = memory.layer_bytes if checkpointed else 0
+        peak = (memory.fixed_bytes + (num_layers - checkpointed) * memory.layer_bytes
+                + checkpointed * memory.checkpoint_bytes + recompute)
+        if peak <= budget_bytes:
+            return checkpointed
+    return num_layers
+
+
+def allocator_reserve_bytes(budget_bytes: int) -> int:
+    """Headroom for the CUDA context, kernels' workspaces and allocator fragmentation."""
+    return max(GIB, budget_bytes // 20)
+
+
+def describe_plan(checkpointed: int, num_layers: int, budget_bytes: int, memory: StepMemory) -> str:
+    return (f"checkpointing {checkpointed} of {num_layers} decoder layers to fit {budget_bytes / GIB:.1f} GiB "
+            f"(estimated: {memory.fixed_bytes / GIB:.1f} GiB weights, gradients, optimizer and loss; "
+            f"{memory.layer_bytes / GIB:.2f} GiB activations per layer)")

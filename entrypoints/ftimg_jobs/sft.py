@@ -1,0 +1,113 @@
+"""Supervised fine-tuning (SFT) of a causal LM: qlora-sft, lora-sft, full-sft.
+
+One GPU, or CPU (no arguments: the embedded tiny model and sample data):
+    python -m ftimg_jobs lora-sft --model_name_or_path /models/llama --data_path data.jsonl --output_dir out
+All GPUs of this machine (re-executes itself under torchrun, one process per GPU):
+    python -m ftimg_jobs qlora-sft --model_name_or_path /models/llama --data_path data.jsonl --bf16 True
+Explicit torchrun / DeepSpeed / YAML config:
+    torchrun --nproc_per_node 8 -m ftimg_jobs full-sft --deepspeed zero3 --data_path data.jsonl
+    python -m ftimg_jobs lora-sft my.yaml --lora_r 16
+Two nodes: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 python -m ftimg_jobs lora-sft ...
+
+Records may be alpaca, sharegpt, OpenAI messages or prompt/completion (JSON or
+JSONL). Only assistant/completion tokens are trained unless --train_on_prompt.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+from ftimg_jobs.checkpoints import resolve_resume
+from ftimg_jobs.collate import LeftPadCollator, TokenizedDataset
+from ftimg_jobs.data_formats import load_sft_examples, split_train_eval
+from ftimg_jobs.errors import JobError
+from ftimg_jobs.job_args import ModelArguments, parse_job_args, validate_model_args
+from ftimg_jobs.logs import setup_logging
+from ftimg_jobs.model_setup import count_parameters, load_tokenizer
+from ftimg_jobs.paths import sample_data
+from ftimg_jobs.run_manifest import data_files_info
+from ftimg_jobs.run_outputs import finish_run
+from ftimg_jobs.sft_tokenize import pack_sequences, tokenize_examples
+from ftimg_jobs.speed import SpeedArguments
+from ftimg_jobs.training_control import StopOnSignal
+from ftimg_jobs.training_setup import build_collator, build_training_model
+
+
+@dataclass
+class SftDataArguments:
+    """Training data and how it becomes token sequences."""
+
+    data_path: str = field(default_factory=lambda: sample_data("sft/alpaca_zh_en.json"), metadata={
+        "help": "JSON or JSONL file: alpaca, sharegpt, messages or prompt/completion records."})
+    eval_data_path: Optional[str] = field(default=None, metadata={"help": "Optional evaluation file (same formats)."})
+    val_set_size: float = field(default=0.0, metadata={
+        "help": "Fraction of data_path held out for evaluation when no eval_data_path is given."})
+    model_max_length: int = field(default=1024, metadata={"help": "Truncate sequences to this many tokens."})
+    train_on_prompt: bool = field(default=False, metadata={"help": "Also train on prompt tokens (no -100 mask)."})
+    packing: bool = field(default=False, metadata={
+        "help": "Concatenate examples into model_max_length blocks (no padding)."})
+
+
+def build_dataset(examples, tokenizer, data_args, log, name: str):
+    # Packed examples are cut at block boundaries instead of being truncated one by one.
+    max_length = None if data_args.packing else data_args.model_max_length
+    sequences, dropped = tokenize_examples(examples, tokenizer, max_length, data_args.train_on_prompt)
+    if dropped:
+        log.warning("%s: dropped %d example(s) whose answer lies beyond --model_max_length %d",
+                    name, dropped, data_args.model_max_length)
+    if not sequences:
+        raise JobError(f"{name}: no example has answer tokens within --model_max_length "
+                       f"{data_args.model_max_length}; raise it")
+    if data_args.packing:
+        sequences = pack_sequences(sequences, data_args.model_max_length)
+    return TokenizedDataset({"input_ids": ids, "labels": labels} for ids, labels in sequences)
+
+
+def main(job: str, argv: list) -> int:
+    started = time.time()
+    log = setup_logging()
+    parsed = parse_job_args(job, argv, (ModelArguments, SftDataArguments, SpeedArguments, TrainingArguments))
+    model_args, data_args, speed_args, training_args, precision_note = parsed
+    if precision_note:
+        log.warning(precision_note)
+    validate_model_args(job, model_args, training_args)
+    resumed_from = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+
+    tokenizer, tokenizer_notes = load_tokenizer(model_args)
+    data_format, examples = load_sft_examples(data_args.data_path)
+    if data_args.eval_data_path:
+        _, eval_examples = load_sft_examples(data_args.eval_data_path)
+    else:
+        examples, eval_examples = split_train_eval(examples, data_args.val_set_size, training_args.seed)
+    train_dataset = build_dataset(examples, tokenizer, data_args, log, data_args.data_path)
+    eval_dataset = build_dataset(eval_examples, tokenizer, data_args, log, "eval data") if eval_examples else None
+    log.info("data: %s format, %d training sequences%s", data_format, len(train_dataset),
+             f", {len(eval_dataset)} eval" if eval_dataset else "")
+
+    model, attention, speed_notes = build_training_model(
+        AutoModelForCausalLM, model_args, training_args, speed_args, task_type="CAUSAL_LM",
+        tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
+    collator, throughput = build_collator(LeftPadCollator(tokenizer.pad_token_id), speed_args, attention,
+                                          training_args, speed_notes)
+    log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
+             count_parameters(model))
+    if training_args.label_names is None:
+        training_args.label_names = ["labels"]
+
+    stop = StopOnSignal()
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                      data_collator=collator, processing_class=tokenizer, callbacks=[stop, throughput])
+    if resumed_from:
+        log.info("resuming from %s", resumed_from)
+    train_output = trainer.train(resume_from_checkpoint=resumed_from)
+    eval_metrics = trainer.evaluate() if eval_dataset is not None and not stop.stopped_early else {}
+
+    return finish_run(
+        trainer, job=job, parsed=parsed[:-1], stop=stop, train_output=train_output, started=started,
+        data_files=data_files_info({"train": data_args.data_path, "eval": data_args.eval_data_path}),
+        attention=attention, eval_metrics=eval_metrics, resumed_from=resumed_from,
+        extra={"data_format": data_format, "tokenizer_notes": tokenizer_notes,
+               "parameters": count_parameters(model), "precision_note": precision_note,
+               "speed": {**speed_notes, "throughput": throughput.summary()}})

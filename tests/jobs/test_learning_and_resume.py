@@ -1,0 +1,77 @@
+"""Training really learns; a killed job resumes from its checkpoint; SIGTERM saves one and exits 143."""
+
+import signal
+import time
+
+import pytest
+from job_helpers import explain, read_run, write_jsonl
+
+pytestmark = pytest.mark.docker
+
+FAST = ["--model_max_length", "64", "--per_device_train_batch_size", "2", "--logging_steps", "1"]
+
+
+def test_full_sft_memorises_a_repeated_example(jobs, tmp_path):
+    write_jsonl(tmp_path / "repeat.jsonl", [{"instruction": "复述口令", "output": "芝麻开门 open sesame"}] * 16)
+    result = jobs.run("full-sft", "--data_path", "repeat.jsonl", "--output_dir", "out", "--max_steps", "30",
+                      "--learning_rate", "1e-2", "--warmup_steps", "0", "--per_device_train_batch_size", "4",
+                      "--save_strategy", "no", cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+    metrics = read_run(tmp_path / "out")["metrics"]
+    assert metrics["final_logged_loss"] < 0.3 * metrics["first_logged_loss"], metrics
+
+
+def wait_for(predicate, process, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if process.popen.poll() is not None:
+            code, output = process.wait()
+            pytest.fail(f"job ended (exit {code}) before the test could signal it:\n{output[-4000:]}")
+        time.sleep(0.1)
+    pytest.fail("timed out waiting for the job")
+
+
+def test_sigkilled_job_resumes_and_reaches_the_planned_step(jobs, tmp_path):
+    args = ["lora-sft", "--output_dir", "out", "--max_steps", "60", "--save_steps", "5", *FAST]
+    process = jobs.start(*args, cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "out" / "checkpoint-10" / "trainer_state.json").is_file(), process)
+    process.send_signal(signal.SIGKILL)
+    code, _ = process.wait()
+    assert code != 0
+    assert not (tmp_path / "out" / "run.json").exists()
+
+    result = jobs.run(*args, cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+    run = read_run(tmp_path / "out")
+    assert run["global_step"] == 60 and run["status"] == "completed"
+    resumed_step = int(run["resumed_from"].rsplit("-", 1)[1])
+    assert 10 <= resumed_step < 60
+    assert run["args"]["resume_from_checkpoint"] == "auto"
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143_then_resumes(jobs, tmp_path):
+    process = jobs.start("lora-sft", "--output_dir", "out", "--max_steps", "5000", "--save_steps", "5000", *FAST,
+                         cwd=tmp_path)
+    lines = []
+    for line in process.popen.stdout:
+        lines.append(line)
+        if "ftimg_jobs: training from step" in line:
+            break
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    code, output = process.wait(timeout=300)
+    assert code == 143, "".join(lines) + output[-4000:]
+    checkpoints = sorted((tmp_path / "out").glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").is_file()
+    stopped_at = int(checkpoints[0].name.split("-")[1])
+    assert 0 < stopped_at < 5000
+    run = read_run(tmp_path / "out")
+    assert (run["status"], run["exit_code"], run["global_step"]) == ("interrupted", 143, stopped_at)
+
+    result = jobs.run("lora-sft", "--output_dir", "out", "--max_steps", str(stopped_at + 2), "--save_steps", "5000",
+                      *FAST, cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+    run = read_run(tmp_path / "out")
+    assert run["global_step"] == stopped_at + 2 and run["resumed_from"].endswith(checkpoints[0].name)

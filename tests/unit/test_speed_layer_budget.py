@@ -1,0 +1,57 @@
+"""The automatic choice of how many decoder layers to checkpoint (torch-free)."""
+
+from ftimg_jobs.layer_budget import (
+    GIB,
+    ModelShape,
+    StepMemory,
+    allocator_reserve_bytes,
+    layer_activation_bytes,
+    layers_to_checkpoint,
+    loss_workspace_bytes,
+)
+
+LLAMA_7B = ModelShape(num_layers=32, hidden_size=4096, intermediate_size=11008, vocab_size=32000)
+
+
+def test_everything_fits_checkpoints_nothing():
+    memory = StepMemory(fixed_bytes=10 * GIB, layer_bytes=GIB, checkpoint_bytes=GIB // 32)
+    assert layers_to_checkpoint(32, 60 * GIB, memory) == 0
+
+
+def test_checkpoints_the_fewest_layers_that_fit():
+    memory = StepMemory(fixed_bytes=10 * GIB, layer_bytes=GIB, checkpoint_bytes=0)
+    # n checkpointed: 10 + (32 - n) + 1 <= 30  ->  n >= 13
+    assert layers_to_checkpoint(32, 30 * GIB, memory) == 13
+
+
+def test_nothing_fits_checkpoints_every_layer():
+    memory = StepMemory(fixed_bytes=100 * GIB, layer_bytes=GIB, checkpoint_bytes=0)
+    assert layers_to_checkpoint(32, 24 * GIB, memory) == 32
+
+
+def test_recomputing_a_layer_needs_room_for_its_activations():
+    memory = StepMemory(fixed_bytes=0, layer_bytes=10, checkpoint_bytes=1)
+    # One layer: keeping it needs 10; checkpointing it needs 1 + 10 (recompute) = 11.
+    assert layers_to_checkpoint(1, 10, memory) == 0
+    assert layers_to_checkpoint(1, 9, memory) == 1
+
+
+def test_activations_grow_with_tokens_and_shrink_with_fused_kernels():
+    plain = layer_activation_bytes(LLAMA_7B, 4096, lora_dropout=True, fused_mlp=False)
+    assert layer_activation_bytes(LLAMA_7B, 8192, lora_dropout=True, fused_mlp=False) == 2 * plain
+    assert layer_activation_bytes(LLAMA_7B, 4096, lora_dropout=True, fused_mlp=True) < plain
+    assert layer_activation_bytes(LLAMA_7B, 4096, lora_dropout=False, fused_mlp=False) < plain
+
+
+def test_seven_billion_layer_at_4k_tokens_is_about_a_gigabyte():
+    size = layer_activation_bytes(LLAMA_7B, 4096, lora_dropout=True, fused_mlp=True)
+    assert 0.5 * GIB < size < 1.5 * GIB
+
+
+def test_fused_loss_never_materialises_the_logits():
+    assert loss_workspace_bytes(LLAMA_7B, 4096, fused_loss=True) < loss_workspace_bytes(LLAMA_7B, 4096, False)
+
+
+def test_reserve_is_at_least_a_gibibyte():
+    assert allocator_reserve_bytes(8 * GIB) == GIB
+    assert allocator_reserve_bytes(80 * GIB) == 4 * GIB
