@@ -2,6 +2,8 @@
 
 The stack holds every locked distribution and is rebuilt only when the lock
 changes; the train image adds the entrypoints, so a code change rebuilds in seconds.
+A stack build brings its own inputs first (the base image and the verified
+wheelhouse), so a build never depends on what an earlier command left behind.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 from . import engine
+from .base import ensure_base
 from .context import recipe_digest, write_stack_context
 from .dockerfile import render
 from .errors import FetchError
-from .fetch import optional_present, sha256_of
+from .doctor import disk_check
+from .fetch import fetch_profile, optional_present, sha256_of
 from .labels import image_labels, stack_buildargs, stack_tag, train_buildargs, train_tags
 from .lockfile import LockedProfile
 from .paths import ProjectPaths
@@ -67,10 +71,27 @@ def optional_status(profile: LockedProfile, present: dict[str, Path]) -> dict[st
             for name in profile.optional}
 
 
+def prepare_stack_inputs(client, paths: ProjectPaths, profile: LockedProfile, fetch: bool,
+                         on_progress: Progress) -> None:
+    """The base image and a wheelhouse verified against the lock, which a stack build reads."""
+    disk = disk_check(engine.engine_info(client))
+    if not disk.ok:  # say so before a long build, not when the engine runs out mid-way
+        on_progress(f"warning: only {disk.detail}; {disk.fix} before building the stack image")
+    ensure_base(client, profile.spec["base"], paths.build_dir, on_progress=on_progress)
+    if not fetch:  # --skip-fetch: trust the files that are there, but only after hashing them
+        check_wheelhouse(profile, paths.wheelhouse)
+        return
+    on_progress(f"fetching and verifying {len(profile.artifacts)} locked artifacts into {paths.wheelhouse}")
+    # Downloads are news (they take minutes); re-verifying a file that is there is not.
+    fetched = fetch_profile(profile, paths.wheelhouse,
+                            on_progress=lambda line: line.startswith("fetched") and on_progress(line))
+    for name, why in fetched.optional_skipped.items():
+        on_progress(f"warning: building without optional {name}: {why}")
+
+
 def build_stack(client, paths: ProjectPaths, profile: LockedProfile, tag: str, nocache: bool,
                 on_progress: Progress) -> str:
-    """Build the profile's stack image as `tag` from a fresh context; returns its id."""
-    check_wheelhouse(profile, paths.wheelhouse)
+    """Build the profile's stack image as `tag` from a fresh context and a verified wheelhouse; returns its id."""
     present = optional_present(profile, paths.wheelhouse)
     labels = image_labels(profile, source_revision(paths.root), optional_status(profile, present))
     context = write_stack_context(profile, paths.wheelhouse, paths.docker,
@@ -109,12 +130,17 @@ def needs_stack_build(client, paths: ProjectPaths, profile: LockedProfile, nocac
 
 
 def build_profile(client, paths: ProjectPaths, profile: LockedProfile, nocache: bool = False,
-                  on_progress: Progress = lambda _: None) -> BuildResult:
-    """Build (or reuse) the stack image, then the train image; tag it by profile and lock hash."""
+                  fetch: bool = True, on_progress: Progress = lambda _: None) -> BuildResult:
+    """Build (or reuse) the stack image, then the train image; tag it by profile and lock hash.
+
+    When the stack must be built, the base image is made and the wheelhouse fetched
+    first (`fetch=False` only hash-checks the wheelhouse as it is).
+    """
     started = time.monotonic()
     stack_ref = current_stack(paths, profile)
     stack_built = needs_stack_build(client, paths, profile, nocache)
     if stack_built:
+        prepare_stack_inputs(client, paths, profile, fetch, on_progress)
         on_progress(f"building stack image {stack_ref}")
         build_stack(client, paths, profile, stack_ref, nocache, on_progress)
     else:

@@ -13,10 +13,10 @@ import click
 
 from . import __version__, engine, lockfile
 from .base import ensure_base
-from .build import build_profile, needs_stack_build
+from .build import build_profile
 from .compose_model import DEFAULT_MASTER_PORT, compose_model
 from .compose_model import dumps as compose_dumps
-from .doctor import disk_check, run_checks
+from .doctor import run_checks
 from .errors import FtimgError
 from .fetch import fetch_profile
 from .lock import DEFAULT_INDEX, check_lock, lock_profiles
@@ -160,20 +160,8 @@ def build(profile, all_profiles, no_cache, skip_fetch):
     names = sorted(lock_.profiles) if all_profiles else [lock_.profile(profile).name]
     client = engine.connect()
     for name in names:
-        locked = lock_.profile(name)
-        # An up-to-date stack image holds every wheel already: then no base and no fetch.
-        stack_needed = needs_stack_build(client, paths, locked, no_cache)
-        if stack_needed:
-            disk = disk_check(engine.engine_info(client))
-            if not disk.ok:  # say so before a long build, not when the engine runs out mid-way
-                click.secho(f"warning: only {disk.detail}; {disk.fix} before building the stack image",
-                            fg="yellow", err=True)
-            ensure_base(client, locked.spec["base"], paths.build_dir, on_progress=_say)
-        if stack_needed and not skip_fetch:
-            fetched = fetch_profile(locked, paths.wheelhouse, on_progress=lambda _: None)
-            for opt, why in fetched.optional_skipped.items():
-                click.secho(f"building without optional {opt}: {why}", fg="yellow", err=True)
-        result = build_profile(client, paths, locked, nocache=no_cache, on_progress=_say)
+        result = build_profile(client, paths, lock_.profile(name), nocache=no_cache, fetch=not skip_fetch,
+                               on_progress=_say)
         click.echo(f"built {', '.join(result.tags)} ({result.image_id[7:19]}) in {result.seconds:.0f}s"
                    + ("" if result.stack_built else " (stack reused)"))
 

@@ -6,3 +6,8 @@ import pytest
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that replace the shared image run last, so that if one fails the others still test a good image."""
+    items.sort(key=lambda item: item.get_closest_marker("rebuilds_image") is not None)

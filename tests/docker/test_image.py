@@ -122,3 +122,25 @@ def test_stack_is_rebuilt_only_when_the_lock_or_its_recipe_changes(client, profi
     installer = edited / "docker" / "install_stack.py"
     installer.write_text(installer.read_text() + "\n# an edit to the recipe\n")
     assert needs_stack_build(client, ProjectPaths(edited), profile, nocache=False)
+
+
+def test_stack_inputs_are_fetched_into_an_empty_wheelhouse(client, profile, tmp_path, monkeypatch, project_root):
+    """A stack build brings its own wheelhouse: the engine may hold a base from an earlier run, the disk nothing."""
+    from dataclasses import replace
+
+    from ftimg.build import prepare_stack_inputs
+    from ftimg.errors import FetchError
+
+    small = replace(profile, artifacts=tuple(a for a in profile.artifacts if a.name in {"pip", "wheel"}))
+    assert len(small.artifacts) == 2
+    monkeypatch.setenv("FTIMG_WHEELHOUSE", str(tmp_path / "wheelhouse"))
+    paths = ProjectPaths(project_root)
+    with pytest.raises(FetchError, match="missing from the wheelhouse"):
+        prepare_stack_inputs(client, paths, small, fetch=False, on_progress=lambda _: None)
+
+    said = []
+    prepare_stack_inputs(client, paths, small, fetch=True, on_progress=said.append)
+
+    assert sorted(p.name for p in (tmp_path / "wheelhouse").iterdir()) == sorted(a.filename for a in small.artifacts)
+    assert sum(line.startswith("fetched ") for line in said) == 2
+    prepare_stack_inputs(client, paths, small, fetch=False, on_progress=lambda _: None)  # now verified as it is

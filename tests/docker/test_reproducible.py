@@ -2,8 +2,11 @@
 
 The second build replaces the first under the same tags (`ftimg build --no-cache`
 does the same): the first stack is removed before the rebuild, so the test never
-holds two ~7 GB stacks plus a builder stage on the disk at once. The tests that
-run after this one use the rebuilt image, which this test proves equivalent.
+holds two ~7 GB stacks plus a builder stage on the disk at once. It runs after
+every other test (marker `rebuilds_image`), so a failed rebuild fails only itself.
+The rebuild fetches the wheelhouse and makes the base itself when they are missing,
+as `ftimg build --no-cache` does: the engine may hold the stack from an earlier run
+on a machine whose wheelhouse is gone.
 """
 
 import pytest
@@ -14,7 +17,7 @@ from ftimg.labels import train_tags
 from ftimg.paths import ProjectPaths
 from ftimg.verify import content_digest
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.rebuilds_image]
 
 
 def test_clean_rebuild_has_the_same_content_digest(client, profile, stack_image, train_image, project_root):
