@@ -312,7 +312,10 @@ def run(image, gpus, ipc, shm_size, ulimits, env, env_files, hf_cache, user, nam
          + (f", env {', '.join(sorted(spec.environment))}" if spec.environment else ""))
     for mount in spec.mounts:
         _say(f"  {mount.source} -> {mount.target} ({'ro' if mount.read_only else 'rw'})")
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # Set both explicitly: a shell script or CI runner that starts ftimg in the background
+    # hands it SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_keyboard_interrupt)
     start_run(client, spec, on_event=_say)
     if detach:
         click.echo(spec.name)

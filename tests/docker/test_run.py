@@ -140,9 +140,11 @@ def test_created_container_carries_device_requests_ipc_and_ulimits(client, train
 class Follow:
     """ftimg as a live subprocess whose output is collected while it runs."""
 
-    def __init__(self, args, cwd):
+    def __init__(self, args, cwd, sigint_ignored=False):
+        # sigint_ignored: started the way a script's background job or a CI runner starts it.
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.process = subprocess.Popen([*FTIMG, *args], cwd=cwd, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+                                        stderr=subprocess.STDOUT, text=True, preexec_fn=ignore)
         self.text = ""
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -169,7 +171,8 @@ def test_ctrl_c_stops_the_job_which_saves_a_checkpoint_and_the_container_is_remo
     name = "ftimg-test-run-sigint"
     containers.append(name)
     run = Follow(["run", "--image", train_image, "--name", name, *memlock_args, "lora-sft",
-                  "--max_steps", "2000", "--save_steps", "100000", "--output_dir", "out"], workdir)
+                  "--max_steps", "2000", "--save_steps", "100000", "--output_dir", "out"], workdir,
+                 sigint_ignored=True)
     run.wait_for("'loss'")
     assert client.containers.get(name).status == "running"
     run.process.send_signal(signal.SIGINT)
