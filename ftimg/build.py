@@ -82,9 +82,12 @@ def prepare_stack_inputs(client, paths: ProjectPaths, profile: LockedProfile, fe
         check_wheelhouse(profile, paths.wheelhouse)
         return
     on_progress(f"fetching and verifying {len(profile.artifacts)} locked artifacts into {paths.wheelhouse}")
-    # Downloads are news (they take minutes); re-verifying a file that is there is not.
-    fetched = fetch_profile(profile, paths.wheelhouse,
-                            on_progress=lambda line: line.startswith("fetched") and on_progress(line))
+
+    def report_downloads(line: str) -> None:
+        if line.startswith("fetched"):  # downloads take minutes; re-verifying a present file is not news
+            on_progress(line)
+
+    fetched = fetch_profile(profile, paths.wheelhouse, on_progress=report_downloads)
     for name, why in fetched.optional_skipped.items():
         on_progress(f"warning: building without optional {name}: {why}")
 
