@@ -252,22 +252,33 @@ def _raise_keyboard_interrupt(_signum, _frame):
 
 
 JOB_CONTEXT = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+CONTAINER_OPTIONS = (
+    click.option("--image", help="Train image (default: $FTIMG_IMAGE or ftimg/train:<default profile>)."),
+    click.option("--ipc", type=click.Choice(["host", "private", "shareable"]),
+                 help="IPC namespace; host shares the host's /dev/shm (then --shm-size does not apply)."),
+    click.option("--shm-size", help="Size of the job's /dev/shm [default: 16g, or half the host's memory]."),
+    click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]",
+                 help="Override a limit (defaults: memlock=-1, stack=67108864)."),
+    click.option("-e", "--env", "env", multiple=True, metavar="NAME[=VALUE]",
+                 help="Pass a variable; NAME alone takes the value it has where the job starts (use that for "
+                      "secrets). Files (compose, sbatch) take names only: no value is written."),
+    click.option("--hf-cache", type=click.Path(file_okay=False),
+                 help="Host directory mounted as the job's Hugging Face cache (HF_HOME)."),
+)
+
+
+def container_options(command):
+    """The options of every command that starts the train image (run, compose, sbatch), declared once."""
+    for option in reversed(CONTAINER_OPTIONS):
+        command = option(command)
+    return command
 
 
 @main.command(context_settings=JOB_CONTEXT)
-@click.option("--image", help="Train image (default: $FTIMG_IMAGE or ftimg/train:<default profile>).")
+@container_options
 @click.option("--gpus", help="GPUs to give the job: all, a count (2) or device=0,2. Omit to run on CPU.")
-@click.option("--ipc", type=click.Choice(["host", "private", "shareable"]),
-              help="IPC namespace; host shares the host's /dev/shm (then --shm-size does not apply).")
-@click.option("--shm-size", help="Size of the job's /dev/shm [default: 16g, or half the host's memory].")
-@click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]",
-              help="Override a limit (defaults: memlock=-1, stack=67108864).")
-@click.option("-e", "--env", "env", multiple=True, metavar="NAME[=VALUE]",
-              help="Pass a variable; NAME alone takes its value from this shell (use that for secrets).")
 @click.option("--env-file", "env_files", multiple=True, type=click.Path(dir_okay=False),
               help="File of NAME=VALUE lines passed to the job (docker's format).")
-@click.option("--hf-cache", type=click.Path(file_okay=False),
-              help="Host directory mounted as the job's Hugging Face cache (HF_HOME).")
 @click.option("--user", help="UID[:GID] to run as [default: yours, so outputs are yours; never root].")
 @click.option("--name", help="Container name [default: ftimg-JOB-<time>-<random>].")
 @click.option("--network", help="Docker network, e.g. host for multi-node NCCL [default: bridge].")
@@ -392,14 +403,7 @@ def stop(name, stop_timeout, remove):
 @click.option("--master-addr", help="Address of node 0 when the nodes are separate hosts "
                                     "(then every service uses the host network).")
 @click.option("--master-port", default=DEFAULT_MASTER_PORT, show_default=True, help="torchrun rendezvous port.")
-@click.option("--image", help="Train image (default: $FTIMG_IMAGE or ftimg/train:<default profile>).")
-@click.option("--ipc", type=click.Choice(["host", "private", "shareable"]), help="IPC namespace.")
-@click.option("--shm-size", help="Size of each node's /dev/shm [default: 16g, or half this host's memory].")
-@click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]",
-              help="Override a limit (defaults: memlock=-1, stack=67108864).")
-@click.option("-e", "--env", "env", multiple=True, metavar="NAME",
-              help="Variable compose passes from its environment at `up` time (e.g. HF_TOKEN); no value is written.")
-@click.option("--hf-cache", type=click.Path(file_okay=False), help="Host directory mounted as HF_HOME.")
+@container_options
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.argument("job")
 @click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
