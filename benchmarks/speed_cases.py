@@ -6,7 +6,7 @@ A case is {"name", "path": "baseline"|"ftimg", "method": "qlora"|"lora"|"full", 
 "data": "fixed"|"varlen", "gc", "argv", "steps", "warmup", "model_dir", "work_dir"}
 or {"name", "infer": {...}}. The baseline is what the seeds' scripts do: plain
 transformers + PEFT (SDPA, LoRA r=8 on every linear, AdamW, padding to max length).
-The ftimg path calls the sft job's own setup (training_setup.py) with its flags.
+The ftimg path calls the sft job's own setup (train/builder.py) with its flags.
 """
 
 import json
@@ -55,7 +55,7 @@ def baseline_model(case):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
 
-    from ftimg_jobs.model_setup import dtype_kwargs
+    from ftimg_jobs.model.load import dtype_kwargs
 
     kwargs = dict(attn_implementation="sdpa", **dtype_kwargs(torch.bfloat16))
     if case["method"] == "qlora":
@@ -74,7 +74,8 @@ def baseline_model(case):
 
 
 def baseline_trainer(case, work_dir, train_dataset):
-    from ftimg_jobs.speed import CountingCollator, ThroughputCallback
+    from ftimg_jobs.train.batches import CountingCollator
+    from ftimg_jobs.train.throughput import ThroughputCallback
 
     model = baseline_model(case)
     args = TrainingArguments(output_dir=str(work_dir), per_device_train_batch_size=case["batch"],
@@ -89,11 +90,10 @@ def baseline_trainer(case, work_dir, train_dataset):
 
 
 def ftimg_trainer(case, work_dir, train_dataset):
-    from ftimg_jobs.collate import LeftPadCollator
-    from ftimg_jobs.job_args import ModelArguments, parse_job_args
-    from ftimg_jobs.sft import SftDataArguments
-    from ftimg_jobs.speed import SpeedArguments
-    from ftimg_jobs.training_setup import build_collator, build_training_model
+    from ftimg_jobs.args.parser import parse_job_args
+    from ftimg_jobs.data.collate import LeftPadCollator
+    from ftimg_jobs.jobs.sft import ARGUMENT_CLASSES
+    from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model
 
     job = {"qlora": "qlora-sft", "lora": "lora-sft", "full": "full-sft"}[case["method"]]
     argv = ["--model_name_or_path", case["model_dir"], "--output_dir", str(work_dir),
@@ -101,10 +101,9 @@ def ftimg_trainer(case, work_dir, train_dataset):
             "--max_steps", str(case["steps"]), "--report_to", "none", "--save_strategy", "no",
             "--lora_r", "8", "--lora_alpha", "16", "--lora_dropout", "0.05", "--seed", "42",
             *case.get("argv", [])]
-    model_args, data_args, speed_args, training_args, _note = parse_job_args(
-        job, argv, (ModelArguments, SftDataArguments, SpeedArguments, TrainingArguments))
+    model_args, lora_args, data_args, speed_args, training_args = parse_job_args(job, argv, ARGUMENT_CLASSES).instances
     model, attention, notes = build_training_model(
-        AutoModelForCausalLM, model_args, training_args, speed_args, task_type="CAUSAL_LM",
+        AutoModelForCausalLM, model_args, lora_args, training_args, speed_args, task_type=CAUSAL_LM,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
     collator, throughput = build_collator(LeftPadCollator(0), speed_args, attention, training_args, notes)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,

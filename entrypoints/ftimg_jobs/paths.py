@@ -11,7 +11,7 @@ DEFAULT_MODEL_DIR = "/opt/ftimg/models/tiny-llama"
 
 
 def default_model_path() -> str:
-    """The embedded tiny model, generated at image build time (``python -m ftimg_jobs.tiny_model DIR``)."""
+    """The embedded tiny model, generated at image build time (``python -m ftimg_jobs.model.tiny_model DIR``)."""
     return os.environ.get(DEFAULT_MODEL_ENV) or DEFAULT_MODEL_DIR
 
 

@@ -5,6 +5,7 @@ file; never imports torch (the job passes device facts in).
 """
 
 import hashlib
+import dataclasses
 import importlib.metadata
 import json
 import re
@@ -76,6 +77,14 @@ def jsonable(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(getattr(value, "value", value))
+
+
+def flat_args(instances) -> dict:
+    """Every parsed flag, our dataclasses and TrainingArguments alike."""
+    merged = {}
+    for instance in instances:
+        merged.update(instance.to_dict() if hasattr(instance, "to_dict") else dataclasses.asdict(instance))
+    return merged
 
 
 def build_manifest(*, job: str, args: dict, env: dict, status: str, exit_code: int, metrics: dict,

@@ -66,4 +66,6 @@ def test_unknown_job_lists_the_jobs(jobs, tmp_path):
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="QLoRA runs where a GPU is visible")
 def test_qlora_without_gpu_suggests_lora(jobs, tmp_path):
     stderr = run_failing(jobs, tmp_path, "qlora-sft")
-    assert "needs a CUDA GPU" in stderr and "use lora-sft" in stderr
+    assert "--q_lora True asks for 4-bit weights, which need a CUDA GPU" in stderr and "use lora-sft" in stderr
+    stderr = run_failing(jobs, tmp_path, "lora-sft", "--q_lora", "True")
+    assert "--q_lora True asks for 4-bit weights" in stderr and "drop --q_lora True" in stderr

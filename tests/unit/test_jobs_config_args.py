@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from ftimg_jobs.config_args import assemble_argv, flag_value, precision_tokens
+from ftimg_jobs.args.config import assemble_argv, flag_value
+from ftimg_jobs.model.precision import training_precision_tokens as precision_tokens
 from ftimg_jobs.errors import JobError
 
 KNOWN = {"model_name_or_path", "data_path", "lora_r", "lora_alpha", "q_lora", "flash_attn", "bf16", "fp16",

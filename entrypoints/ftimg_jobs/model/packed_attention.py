@@ -15,7 +15,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from ftimg_jobs.packing import segment_bounds
+from ftimg_jobs.data.packing import segment_bounds
 
 NAME = "ftimg_packed_sdpa"
 

@@ -16,40 +16,31 @@ predictions are written to predictions.jsonl.
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
-from ftimg_jobs.checkpoints import resolve_resume
-from ftimg_jobs.cls_metrics import classification_metrics, regression_metrics
-from ftimg_jobs.collate import LeftPadCollator, TokenizedDataset
-from ftimg_jobs.data_formats import check_labels_known, infer_label_schema, load_cls_records, split_train_eval
-from ftimg_jobs.job_args import ModelArguments, parse_job_args, validate_model_args
+from ftimg_jobs.args.checks import Machine, adaptation_problems, data_problems, model_problems, raise_problems
+from ftimg_jobs.args.data import ClsDataArguments
+from ftimg_jobs.args.model import LoraArguments, ModelArguments
+from ftimg_jobs.args.parser import parse_job_args
+from ftimg_jobs.args.speed import SpeedArguments
+from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
+from ftimg_jobs.data.formats import check_labels_known, infer_label_schema, load_cls_records, split_train_eval
 from ftimg_jobs.logs import setup_logging
-from ftimg_jobs.model_setup import apply_lora, count_parameters, load_model, load_tokenizer
-from ftimg_jobs.paths import sample_data
+from ftimg_jobs.model.lora import count_parameters
+from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
-from ftimg_jobs.run_outputs import finish_run
-from ftimg_jobs.training_control import StopOnSignal
+from ftimg_jobs.train.builder import build_collator, build_training_model
+from ftimg_jobs.train.metrics import classification_metrics, regression_metrics
+from ftimg_jobs.train.outputs import finish_run
+from ftimg_jobs.train.resume import resolve_resume
+from ftimg_jobs.train.signals import StopOnSignal
 
-
-@dataclass
-class ClsDataArguments:
-    """Text/label data and how labels are interpreted."""
-
-    data_path: str = field(default_factory=lambda: sample_data("cls/sentiment_zh_en.jsonl"), metadata={
-        "help": "JSON or JSONL file of {text, label} records."})
-    eval_data_path: Optional[str] = field(default=None, metadata={"help": "Optional evaluation file."})
-    val_set_size: float = field(default=0.1, metadata={
-        "help": "Fraction of data_path held out for evaluation when no eval_data_path is given (0 = none)."})
-    model_max_length: int = field(default=512, metadata={"help": "Truncate texts to this many tokens."})
-    task_type: str = field(default="auto", metadata={
-        "help": "auto (float labels → regression, else classes), classification or regression.",
-        "choices": ["auto", "classification", "regression"]})
+ARGUMENT_CLASSES = (ModelArguments, LoraArguments, ClsDataArguments, SpeedArguments, TrainingArguments)
+SEQ_CLS = "SEQ_CLS"
 
 
 def encode(records, schema, tokenizer, max_length: int) -> TokenizedDataset:
@@ -81,11 +72,12 @@ def write_predictions(path: Path, records, logits, schema) -> None:
 def main(job: str, argv: list) -> int:
     started = time.time()
     log = setup_logging()
-    parsed = parse_job_args(job, argv, (ModelArguments, ClsDataArguments, TrainingArguments))
-    model_args, data_args, training_args, precision_note = parsed
-    if precision_note:
-        log.warning(precision_note)
-    validate_model_args(job, model_args, training_args)
+    parsed = parse_job_args(job, argv, ARGUMENT_CLASSES)
+    model_args, lora_args, data_args, speed_args, training_args = parsed.instances
+    if parsed.notes["precision"]:
+        log.warning(parsed.notes["precision"])
+    raise_problems(job, model_problems(model_args) + adaptation_problems(job, lora_args, training_args, Machine.here())
+                   + data_problems(data_args))
     resumed_from = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
 
     records = load_cls_records(data_args.data_path)
@@ -98,7 +90,7 @@ def main(job: str, argv: list) -> int:
     log.info("data: %s, %d training / %d eval records, labels %s", schema.problem_type, len(records),
              len(eval_records), list(schema.labels) or "(regression)")
 
-    tokenizer, tokenizer_notes = load_tokenizer(model_args)
+    tokenizer, tokenizer_notes = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     train_dataset = encode(records, schema, tokenizer, data_args.model_max_length)
     eval_dataset = encode(eval_records, schema, tokenizer, data_args.model_max_length) if eval_records else None
 
@@ -106,19 +98,21 @@ def main(job: str, argv: list) -> int:
                    "pad_token_id": tokenizer.pad_token_id}
     if schema.labels:
         head_config.update(id2label=schema.id2label(), label2id=schema.label2id())
-    model, attention = load_model(AutoModelForSequenceClassification, model_args, training_args, **head_config)
-    if model_args.use_lora:
-        model = apply_lora(model, model_args, training_args, task_type="SEQ_CLS")
+    model, attention, speed_notes = build_training_model(
+        AutoModelForSequenceClassification, model_args, lora_args, training_args, speed_args, task_type=SEQ_CLS,
+        tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
+    label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
+    collator, throughput = build_collator(LeftPadCollator(tokenizer.pad_token_id, label_dtype=label_dtype),
+                                          speed_args, attention, training_args, speed_notes, task_type=SEQ_CLS)
     log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
              count_parameters(model))
     if training_args.label_names is None:
         training_args.label_names = ["labels"]
 
-    label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      data_collator=LeftPadCollator(tokenizer.pad_token_id, label_dtype=label_dtype),
-                      processing_class=tokenizer, compute_metrics=metrics_function(schema), callbacks=[stop])
+                      data_collator=collator, processing_class=tokenizer, compute_metrics=metrics_function(schema),
+                      callbacks=[stop, throughput])
     train_output = trainer.train(resume_from_checkpoint=resumed_from)
 
     eval_metrics = {}
@@ -132,15 +126,16 @@ def main(job: str, argv: list) -> int:
         eval_metrics = prediction.metrics
         if trainer.is_world_process_zero():
             write_predictions(output_dir / "predictions.jsonl", eval_records, prediction.predictions, schema)
-    if model_args.use_lora and trainer.is_world_process_zero() and not stop.stopped_early:
+    if lora_args.use_lora and trainer.is_world_process_zero() and not stop.stopped_early:
         # An adapter directory has no config.json of its own; saving the base config with the
         # head's id2label/label2id keeps the label map with the model (full FT saves it anyway).
         model.get_base_model().config.save_pretrained(output_dir)
 
     return finish_run(
-        trainer, job=job, parsed=parsed[:-1], stop=stop, train_output=train_output, started=started,
+        trainer, job=job, parsed=parsed.instances, stop=stop, train_output=train_output, started=started,
         data_files=data_files_info({"train": data_args.data_path, "eval": data_args.eval_data_path}),
         attention=attention, eval_metrics=eval_metrics, resumed_from=resumed_from,
         extra={"problem_type": schema.problem_type, "label_map": schema.to_json(),
                "tokenizer_notes": tokenizer_notes, "parameters": count_parameters(model),
-               "precision_note": precision_note})
+               "precision_note": parsed.notes["precision"],
+               "speed": {**speed_notes, "throughput": throughput.summary()}})

@@ -202,20 +202,3 @@ def assemble_argv(defaults: dict, argv: list, known: set, deepspeed_dir: Path) -
     tokens = mapping_tokens(defaults) + mapping_tokens(canonical_config) + cli_tokens
     tokens = translate_dispatch_batches(tokens)
     return resolve_deepspeed(tokens, deepspeed_dir)
-
-
-def precision_tokens(tokens: list, cuda_available: bool, bf16_supported: bool) -> tuple:
-    """Pick the mixed precision: fp32 on CPU, bf16 on GPUs that support it, else fp16.
-
-    Returns ``(tokens, note)``; ``note`` explains a user request that was overridden.
-    """
-    bf16, fp16 = flag_value(tokens, "bf16"), flag_value(tokens, "fp16")
-    if not cuda_available:
-        note = ("no CUDA GPU: training in fp32, ignoring --bf16/--fp16"
-                if is_true(bf16) or is_true(fp16) else None)
-        return tokens + ["--bf16", "False", "--fp16", "False"], note
-    if is_true(bf16) and not bf16_supported:
-        raise JobError("--bf16 True but this GPU has no bf16 support (e.g. V100, T4): use --fp16 True")
-    if bf16 is None and fp16 is None:
-        return tokens + (["--bf16", "True"] if bf16_supported else ["--fp16", "True"]), None
-    return tokens, None

@@ -10,8 +10,8 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from ftimg_jobs.infer_prompts import Prompt
-from ftimg_jobs.sft_tokenize import render
+from ftimg_jobs.data.prompts import Prompt
+from ftimg_jobs.data.tokenization import render
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import torch
 
-from ftimg_jobs.sft_tokenize import IGNORE_INDEX
+from ftimg_jobs.data.tokenization import IGNORE_INDEX
 
 
 class TokenizedDataset(torch.utils.data.Dataset):

@@ -10,7 +10,7 @@ of the prompt, so it is dropped: the same file can be used to train and to infer
 
 from typing import Any, Dict, List, Union
 
-from ftimg_jobs.data_formats import SHAREGPT_ROLES
+from ftimg_jobs.data.formats import SHAREGPT_ROLES
 
 Prompt = Union[str, List[Dict[str, str]]]
 

@@ -19,7 +19,7 @@ import os
 from typing import Any, Dict, Iterable, List, Tuple
 
 from ftimg_jobs.errors import JobError
-from ftimg_jobs.infer_input import RecordId
+from ftimg_jobs.generate.input import RecordId
 
 
 class InferOutputError(JobError):

@@ -14,40 +14,28 @@ JSONL). Only assistant/completion tokens are trained unless --train_on_prompt.
 """
 
 import time
-from dataclasses import dataclass, field
-from typing import Optional
 
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-from ftimg_jobs.checkpoints import resolve_resume
-from ftimg_jobs.collate import LeftPadCollator, TokenizedDataset
-from ftimg_jobs.data_formats import load_sft_examples, split_train_eval
+from ftimg_jobs.args.checks import Machine, adaptation_problems, data_problems, model_problems, raise_problems
+from ftimg_jobs.args.data import SftDataArguments
+from ftimg_jobs.args.model import LoraArguments, ModelArguments
+from ftimg_jobs.args.parser import parse_job_args
+from ftimg_jobs.args.speed import SpeedArguments
+from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
+from ftimg_jobs.data.formats import load_sft_examples, split_train_eval
+from ftimg_jobs.data.tokenization import pack_sequences, tokenize_examples
 from ftimg_jobs.errors import JobError
-from ftimg_jobs.job_args import ModelArguments, parse_job_args, validate_model_args
 from ftimg_jobs.logs import setup_logging
-from ftimg_jobs.model_setup import count_parameters, load_tokenizer
-from ftimg_jobs.paths import sample_data
+from ftimg_jobs.model.lora import count_parameters
+from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
-from ftimg_jobs.run_outputs import finish_run
-from ftimg_jobs.sft_tokenize import pack_sequences, tokenize_examples
-from ftimg_jobs.speed import SpeedArguments
-from ftimg_jobs.training_control import StopOnSignal
-from ftimg_jobs.training_setup import build_collator, build_training_model
+from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model
+from ftimg_jobs.train.outputs import finish_run
+from ftimg_jobs.train.resume import resolve_resume
+from ftimg_jobs.train.signals import StopOnSignal
 
-
-@dataclass
-class SftDataArguments:
-    """Training data and how it becomes token sequences."""
-
-    data_path: str = field(default_factory=lambda: sample_data("sft/alpaca_zh_en.json"), metadata={
-        "help": "JSON or JSONL file: alpaca, sharegpt, messages or prompt/completion records."})
-    eval_data_path: Optional[str] = field(default=None, metadata={"help": "Optional evaluation file (same formats)."})
-    val_set_size: float = field(default=0.0, metadata={
-        "help": "Fraction of data_path held out for evaluation when no eval_data_path is given."})
-    model_max_length: int = field(default=1024, metadata={"help": "Truncate sequences to this many tokens."})
-    train_on_prompt: bool = field(default=False, metadata={"help": "Also train on prompt tokens (no -100 mask)."})
-    packing: bool = field(default=False, metadata={
-        "help": "Concatenate examples into model_max_length blocks (no padding)."})
+ARGUMENT_CLASSES = (ModelArguments, LoraArguments, SftDataArguments, SpeedArguments, TrainingArguments)
 
 
 def build_dataset(examples, tokenizer, data_args, log, name: str):
@@ -68,14 +56,15 @@ def build_dataset(examples, tokenizer, data_args, log, name: str):
 def main(job: str, argv: list) -> int:
     started = time.time()
     log = setup_logging()
-    parsed = parse_job_args(job, argv, (ModelArguments, SftDataArguments, SpeedArguments, TrainingArguments))
-    model_args, data_args, speed_args, training_args, precision_note = parsed
-    if precision_note:
-        log.warning(precision_note)
-    validate_model_args(job, model_args, training_args)
+    parsed = parse_job_args(job, argv, ARGUMENT_CLASSES)
+    model_args, lora_args, data_args, speed_args, training_args = parsed.instances
+    if parsed.notes["precision"]:
+        log.warning(parsed.notes["precision"])
+    raise_problems(job, model_problems(model_args) + adaptation_problems(job, lora_args, training_args, Machine.here())
+                   + data_problems(data_args))
     resumed_from = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
 
-    tokenizer, tokenizer_notes = load_tokenizer(model_args)
+    tokenizer, tokenizer_notes = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     data_format, examples = load_sft_examples(data_args.data_path)
     if data_args.eval_data_path:
         _, eval_examples = load_sft_examples(data_args.eval_data_path)
@@ -87,7 +76,7 @@ def main(job: str, argv: list) -> int:
              f", {len(eval_dataset)} eval" if eval_dataset else "")
 
     model, attention, speed_notes = build_training_model(
-        AutoModelForCausalLM, model_args, training_args, speed_args, task_type="CAUSAL_LM",
+        AutoModelForCausalLM, model_args, lora_args, training_args, speed_args, task_type=CAUSAL_LM,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
     collator, throughput = build_collator(LeftPadCollator(tokenizer.pad_token_id), speed_args, attention,
                                           training_args, speed_notes)
@@ -105,9 +94,9 @@ def main(job: str, argv: list) -> int:
     eval_metrics = trainer.evaluate() if eval_dataset is not None and not stop.stopped_early else {}
 
     return finish_run(
-        trainer, job=job, parsed=parsed[:-1], stop=stop, train_output=train_output, started=started,
+        trainer, job=job, parsed=parsed.instances, stop=stop, train_output=train_output, started=started,
         data_files=data_files_info({"train": data_args.data_path, "eval": data_args.eval_data_path}),
         attention=attention, eval_metrics=eval_metrics, resumed_from=resumed_from,
         extra={"data_format": data_format, "tokenizer_notes": tokenizer_notes,
-               "parameters": count_parameters(model), "precision_note": precision_note,
+               "parameters": count_parameters(model), "precision_note": parsed.notes["precision"],
                "speed": {**speed_notes, "throughput": throughput.summary()}})

@@ -1,6 +1,6 @@
 """Turn normalised SFT examples into token ids and loss labels (prompt tokens masked with -100).
 
-Chats are rendered with the tokenizer's chat template (``DEFAULT_CHAT_TEMPLATE``
+Chats are rendered with the tokenizer's chat template (model/chat_template.py's
 when it has none) one assistant turn at a time, so exactly the assistant's
 tokens are trained. Raw prompt/completion records are used verbatim: prompt
 masked, completion + EOS trained. Only the tokenizer's ``__call__`` and
@@ -11,17 +11,6 @@ fake tokenizer.
 from ftimg_jobs.errors import JobError
 
 IGNORE_INDEX = -100
-
-# Zephyr-style turns: "<|role|>\n" + content + EOS. Documented in the data README;
-# also the tiny model's template so the default pipeline uses exactly this text.
-DEFAULT_CHAT_TEMPLATE = (
-    "{{ bos_token or '' }}"
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>\n' + message['content'] + (eos_token or '') + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
-)
-
 
 def token_ids(tokenizer, text: str, add_special_tokens: bool = False) -> list:
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]) if text else []

@@ -1,6 +1,6 @@
 """Generate the embedded tiny Llama-shaped model and its byte-level tokenizer, offline and deterministically.
 
-    python -m ftimg_jobs.tiny_model /opt/ftimg/models/tiny-llama
+    python -m ftimg_jobs.model.tiny_model /opt/ftimg/models/tiny-llama
 
 Runs at image build time; two runs give byte-identical files (fixed seed, no
 model hub, no timestamps). The weights are random: the model exists so every
@@ -14,7 +14,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from ftimg_jobs.sft_tokenize import DEFAULT_CHAT_TEMPLATE
+from ftimg_jobs.model.chat_template import DEFAULT_CHAT_TEMPLATE
 
 SEED = 0
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
@@ -73,7 +73,7 @@ def generate(output_dir) -> Path:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m ftimg_jobs.tiny_model OUTPUT_DIR", file=sys.stderr)
+        print("usage: python -m ftimg_jobs.model.tiny_model OUTPUT_DIR", file=sys.stderr)
         return 2
     print(f"tiny model written to {generate(argv[0])}")
     return 0

@@ -17,26 +17,27 @@ num_generated_tokens, finish_reason ("eos" | "length")}; run.json next to it (or
 
 Rerunning the same command after a crash or kill resumes: finished ids are kept,
 the rest are generated, and the output ends with every id exactly once
-(the bookkeeping is in infer_resume.py). Ranks take disjoint shares of the pending
+(the bookkeeping is in generate/resume.py). Ranks take disjoint shares of the pending
 prompts, longest first, in batches of similar length with left padding.
 """
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 import torch
 from tqdm import tqdm
 
-from ftimg_jobs.attention import CHOICES as ATTENTION_CHOICES
-from ftimg_jobs.errors import JobError
-from ftimg_jobs.infer_adapter import adapter_base_model
-from ftimg_jobs.infer_batching import batches, rank_share, sort_longest_first
-from ftimg_jobs.infer_generate import generate_batch, generation_config, prompt_token_ids, render_prompt
-from ftimg_jobs.infer_input import read_input_records
-from ftimg_jobs.infer_prompts import extract_prompt
-from ftimg_jobs.infer_resume import (
+from ftimg_jobs.args.checks import generation_problems, model_problems, raise_problems
+from ftimg_jobs.args.generation import GenerationArguments
+from ftimg_jobs.args.model import AdapterArguments, ModelArguments
+from ftimg_jobs.args.parser import parse_job_args
+from ftimg_jobs.data.prompts import extract_prompt
+from ftimg_jobs.generate.batching import batches, rank_share, sort_longest_first
+from ftimg_jobs.generate.decode import generate_batch, generation_config, prompt_token_ids, render_prompt
+from ftimg_jobs.generate.input import read_input_records
+from ftimg_jobs.generate.model import load_generation_model
+from ftimg_jobs.generate.ranks import Ranks
+from ftimg_jobs.generate.resume import (
     append_record,
     finished_records,
     part_path,
@@ -44,69 +45,23 @@ from ftimg_jobs.infer_resume import (
     truncate_torn_tail,
     write_final_output,
 )
-from ftimg_jobs.infer_runtime import Ranks, load_generation_model, parse_job_args, tokenizer_for
-from ftimg_jobs.paths import default_model_path, sample_data
-from ftimg_jobs.run_manifest import build_manifest, data_files_info, write_manifest
-from ftimg_jobs.run_outputs import device_info, peak_gpu_memory_bytes
+from ftimg_jobs.model.device import device_info, peak_gpu_memory_bytes
+from ftimg_jobs.model.tokenizer import load_tokenizer, tokenizer_source
+from ftimg_jobs.run_manifest import build_manifest, data_files_info, flat_args, write_manifest
 
-
-@dataclass
-class InferArguments:
-    model_name_or_path: Optional[str] = field(default=None, metadata={
-        "help": "Base or merged model directory. Default: the adapter's base model, "
-                "else the embedded tiny model (env FTIMG_DEFAULT_MODEL)"})
-    adapter_name_or_path: Optional[str] = field(default=None, metadata={
-        "help": "LoRA adapter directory to apply on top of the model (as saved by lora-sft/qlora-sft)"})
-    input_path: str = field(default_factory=lambda: sample_data("prompts.jsonl"), metadata={
-        "help": "JSONL file of prompts (default: the shipped sample prompts)"})
-    output_path: str = field(default="output/infer/predictions.jsonl", metadata={
-        "help": "JSONL file to write; rerun the same command to resume into it"})
-    output_dir: Optional[str] = field(default=None, metadata={
-        "help": "Directory for run.json (default: the directory of --output_path)"})
-    batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call on each GPU"})
-    max_new_tokens: int = field(default=256, metadata={"help": "Most tokens generated per prompt"})
-    do_sample: bool = field(default=False, metadata={"help": "Sample instead of greedy/beam search"})
-    temperature: Optional[float] = field(default=None, metadata={"help": "Sampling temperature (default: the model's)"})
-    top_p: Optional[float] = field(default=None, metadata={"help": "Nucleus sampling mass (default: the model's)"})
-    top_k: Optional[int] = field(default=None, metadata={"help": "Top-k sampling (default: the model's)"})
-    num_beams: int = field(default=1, metadata={"help": "Beam search width (1: greedy or sampling)"})
-    seed: int = field(default=42, metadata={"help": "Random seed for sampling (offset by rank)"})
-    torch_dtype: str = field(default="auto", metadata={
-        "help": "auto (bf16/fp16 on GPU, fp32 on CPU), bfloat16, float16 or float32"})
-    attn_implementation: str = field(default="auto", metadata={
-        "help": "auto (flash-attn 2 if usable, else SDPA), flash_attention_2 (required), sdpa or eager",
-        "choices": list(ATTENTION_CHOICES)})
-    flash_attn: bool = field(default=False, metadata={
-        "help": "Ask for flash-attn 2; falls back to SDPA with a warning when it cannot be used"})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow the model's own Python code"})
-
-
-def check_arguments(args: InferArguments) -> None:
-    problems = []
-    if args.batch_size < 1:
-        problems.append(f"--batch_size must be at least 1, got {args.batch_size}")
-    if args.max_new_tokens < 1:
-        problems.append(f"--max_new_tokens must be at least 1, got {args.max_new_tokens}")
-    if args.num_beams < 1:
-        problems.append(f"--num_beams must be at least 1, got {args.num_beams}")
-    if args.num_beams > 1 and args.do_sample:
-        problems.append("give either --do_sample or --num_beams > 1, not both")
-    if not os.path.isfile(args.input_path):
-        problems.append(f"--input_path {args.input_path}: no such file")
-    if problems:
-        raise JobError("infer: " + "; ".join(problems))
+ARGUMENT_CLASSES = (ModelArguments, AdapterArguments, GenerationArguments)
 
 
 def main(job: str, argv: list) -> int:
-    args = parse_job_args(InferArguments, job, argv)
-    check_arguments(args)
-    if not args.model_name_or_path:
-        args.model_name_or_path = (adapter_base_model(args.adapter_name_or_path) if args.adapter_name_or_path
-                                   else default_model_path())
+    parsed = parse_job_args(job, argv, ARGUMENT_CLASSES)
+    model_args, adapter_args, args = parsed.instances
+    raise_problems(job, model_problems(model_args) + generation_problems(args))
     started = time.time()
     records = read_input_records(args.input_path, extract_prompt)
     input_ids = [record.id for record in records]
-    tokenizer = tokenizer_for(args, args.adapter_name_or_path)
+    tokenizer, _notes = load_tokenizer(tokenizer_source(model_args.model_name_or_path,
+                                                        adapter_args.adapter_name_or_path),
+                                       model_args.trust_remote_code)
     texts = {record.id: render_prompt(tokenizer, record.prompt) for record in records}
     token_ids = {record.id: prompt_token_ids(tokenizer, record.prompt, texts[record.id]) for record in records}
 
@@ -118,25 +73,27 @@ def main(job: str, argv: list) -> int:
     pending = pending_ids(input_ids, finished_before)
     mine = rank_share(sort_longest_first(pending, {i: len(token_ids[i]) for i in pending}), ranks.rank, ranks.world_size)
 
-    stats = generate_share(args, ranks, tokenizer, texts, token_ids, mine)
+    stats = generate_share(parsed, ranks, tokenizer, texts, token_ids, mine)
     totals = ranks.gather_stats(stats)
     if ranks.rank == 0:
         written = write_final_output(args.output_path, input_ids)
         write_manifest(args.output_dir or os.path.dirname(os.path.abspath(args.output_path)),
-                       infer_manifest(args, started, totals, len(input_ids), len(finished_before)))
+                       infer_manifest(parsed, started, totals, len(input_ids), len(finished_before)))
         print(f"infer: wrote {written} records to {args.output_path} "
               f"({len(finished_before)} resumed, {len(input_ids) - len(finished_before)} generated)", flush=True)
     ranks.close()
     return 0
 
 
-def generate_share(args, ranks: Ranks, tokenizer, texts: dict, token_ids: dict, mine: list) -> dict:
+def generate_share(parsed, ranks: Ranks, tokenizer, texts: dict, token_ids: dict, mine: list) -> dict:
     """Generate this rank's ids in length-sorted batches, appending each record to the rank's part file."""
+    model_args, adapter_args, args = parsed.instances
     stats = {"generated_records": len(mine), "generated_tokens": 0, "generate_seconds": 0.0,
              "attention": None, "dtype": None, "peak_gpu_memory_bytes": None}
     if not mine:
         return stats  # nothing left for this rank: skip loading the model
-    model, device, dtype, stats["attention"] = load_generation_model(args, ranks)
+    model, device, dtype, stats["attention"] = load_generation_model(model_args, adapter_args, args,
+                                                                       ranks.local_rank)
     stats["dtype"] = str(dtype).replace("torch.", "")
     config = generation_config(model, tokenizer, args.max_new_tokens, args.do_sample, args.num_beams,
                                args.temperature, args.top_p, args.top_k)
@@ -167,15 +124,16 @@ def generate_share(args, ranks: Ranks, tokenizer, texts: dict, token_ids: dict, 
     return stats
 
 
-def infer_manifest(args, started: float, totals: list, input_records: int, resumed: int) -> dict:
+def infer_manifest(parsed, started: float, totals: list, input_records: int, resumed: int) -> dict:
     """run.json: counts and throughput over all ranks (ranks generate in parallel, so time is the slowest's)."""
+    args = parsed.of(GenerationArguments)
     tokens = sum(stats["generated_tokens"] for stats in totals)
     seconds = max(stats["generate_seconds"] for stats in totals)
     peaks = [stats["peak_gpu_memory_bytes"] for stats in totals if stats["peak_gpu_memory_bytes"] is not None]
     # A rank with nothing left to generate loads no model; the others all chose alike.
     loaded = next((stats for stats in totals if stats["attention"]), {"attention": None, "dtype": None})
     return build_manifest(
-        job="infer", args=asdict(args), env=dict(os.environ), status="completed", exit_code=0,
+        job="infer", args=flat_args(parsed.instances), env=dict(os.environ), status="completed", exit_code=0,
         metrics={
             "input_records": input_records,
             "resumed_records": resumed,

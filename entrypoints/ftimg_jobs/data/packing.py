@@ -6,7 +6,7 @@ and transformers' SDPA path (masking_utils, 4.53+) builds a block-causal mask,
 so no example attends to another. No pad token is ever computed on.
 """
 
-from ftimg_jobs.sft_tokenize import IGNORE_INDEX
+from ftimg_jobs.data.tokenization import IGNORE_INDEX
 
 
 def flatten_examples(features) -> dict:

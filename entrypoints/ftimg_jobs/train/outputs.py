@@ -1,35 +1,15 @@
 """What every training job does after ``trainer.train()``: save, plot, write run.json, pick the exit code."""
 
-import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
 
-import torch
-
-from ftimg_jobs.loss_plot import save_loss_curve
-from ftimg_jobs.run_manifest import build_manifest, write_manifest
+from ftimg_jobs.model.device import device_info, peak_gpu_memory_bytes
+from ftimg_jobs.run_manifest import build_manifest, flat_args, write_manifest
+from ftimg_jobs.train.loss_plot import save_loss_curve
 
 log = logging.getLogger("ftimg_jobs")
-
-
-def device_info() -> dict:
-    if torch.cuda.is_available():
-        return {"type": "cuda", "gpu_name": torch.cuda.get_device_name(), "gpu_count": torch.cuda.device_count()}
-    return {"type": "cpu", "gpu_name": None, "gpu_count": 0}
-
-
-def peak_gpu_memory_bytes():
-    return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
-
-
-def all_args(parsed: tuple) -> dict:
-    """Every parsed flag, our dataclasses and TrainingArguments alike."""
-    merged = {}
-    for instance in parsed:
-        merged.update(instance.to_dict() if hasattr(instance, "to_dict") else dataclasses.asdict(instance))
-    return merged
 
 
 def train_metrics(train_output, log_history) -> dict:
@@ -55,7 +35,7 @@ def finish_run(trainer, *, job: str, parsed: tuple, stop, train_output, started:
         output_dir = Path(args.output_dir)
         save_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=job)
         manifest = build_manifest(
-            job=job, args=all_args(parsed), env=dict(os.environ),
+            job=job, args=flat_args(parsed), env=dict(os.environ),
             status="completed" if completed else "interrupted", exit_code=exit_code,
             metrics={**train_metrics(train_output, trainer.state.log_history), **eval_metrics},
             data_files=data_files, attention=attention, device=device_info(), world_size=args.world_size,

@@ -1,0 +1,1 @@
+"""Argument classes grouped by concern, the one parser, and the one place that checks combinations."""

@@ -1,0 +1,26 @@
+"""How fast versus how lean a training step is (the levers themselves are in train/)."""
+
+from dataclasses import dataclass, field
+
+# --gradient_checkpointing_layers: let the memory budget decide.
+AUTO_LAYERS = -1
+
+
+@dataclass
+class SpeedArguments:
+    """How fast versus how lean a training step is."""
+
+    padding_free: bool = field(default=True, metadata={
+        "help": "Lay each batch's examples end to end in one row with restarting position ids: no padding is "
+                "computed and attention stays within each example (needs flash-attn 2 or transformers 4.53+; "
+                "causal-LM jobs only)."})
+    liger_kernels: bool = field(default=True, metadata={
+        "help": "Fused Triton kernels (RMSNorm, SwiGLU, RoPE, linear + cross-entropy) when liger-kernel is installed."})
+    gradient_checkpointing_layers: int = field(default=AUTO_LAYERS, metadata={
+        "help": "Decoder layers to checkpoint: -1 picks the fewest that fit --gpu_memory_budget_gib; "
+                "--gradient_checkpointing True checkpoints them all."})
+    gpu_memory_budget_gib: float = field(default=0.0, metadata={
+        "help": "GPU memory the automatic checkpointing choice may plan for (0: 90%% of the GPU's memory)."})
+    eight_bit_optimizer: bool = field(default=True, metadata={
+        "help": "Full fine-tuning on a GPU: use bitsandbytes' paged 8-bit AdamW when --optim is left at its "
+                "default (a quarter of AdamW's state memory)."})

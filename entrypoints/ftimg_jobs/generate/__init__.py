@@ -1,0 +1,1 @@
+"""Generation: input records, batching, decoding, data-parallel ranks and exactly-once resume."""

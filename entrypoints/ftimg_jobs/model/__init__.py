@@ -1,0 +1,1 @@
+"""Loading models and tokenizers: precision, attention, quantization, LoRA, adapters, the embedded tiny model."""

@@ -1,0 +1,47 @@
+"""The one model builder of the training jobs (sft and cls): load, speed levers in order, adapters, memory plan.
+
+Order matters: fused kernels patch the plain model before LoRA wraps its
+linears, and the checkpointing plan needs the trainable parameters LoRA made.
+The benchmark (benchmarks/speed_cases.py) calls these same two functions.
+"""
+
+from ftimg_jobs.model.load import load_training_model
+from ftimg_jobs.model.lora import apply_lora
+from ftimg_jobs.model.packed_attention import use_packed_attention
+from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_free_unavailable_reason
+from ftimg_jobs.train.checkpointing import plan_checkpointing, prepare_for_training
+from ftimg_jobs.train.kernels import apply_liger
+from ftimg_jobs.train.optimizer import choose_optimizer
+from ftimg_jobs.train.throughput import ThroughputCallback
+
+CAUSAL_LM = "CAUSAL_LM"
+
+
+def build_training_model(model_class, model_args, lora_args, training_args, speed_args, task_type: str,
+                         tokens_per_step: int, **config_kwargs) -> tuple:
+    """Returns ``(model, attention info, speed notes for run.json)``."""
+    model, attention = load_training_model(model_class, model_args, lora_args, training_args, **config_kwargs)
+    prepare_for_training(model)
+    # Padding-free rows only fit causal LMs: a classification head pools the last token of each row.
+    if (task_type == CAUSAL_LM and speed_args.padding_free and attention["implementation"] == "sdpa"
+            and padding_free_unavailable_reason("sdpa") is None and use_packed_attention(model)):
+        attention["implementation"] = "sdpa, one causal call per example (packed_attention.py)"
+    notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args),
+             "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM)}
+    if lora_args.use_lora:
+        model = apply_lora(model, lora_args, task_type=task_type)
+    notes["gradient_checkpointing"] = plan_checkpointing(model, lora_args, speed_args, training_args,
+                                                         tokens_per_step, notes["liger"])
+    return model, attention, notes
+
+
+def build_collator(pad_collator, speed_args, attention: dict, training_args, notes: dict,
+                   task_type: str = CAUSAL_LM) -> tuple:
+    """Returns ``(collator, throughput callback)``; the callback counts the real tokens the collator saw."""
+    if task_type == CAUSAL_LM:
+        collator, notes["batches"] = choose_collator(pad_collator, speed_args, attention)
+    else:
+        collator, notes["batches"] = pad_collator, {
+            "padding_free": False, "reason": "sequence classification pools the last token of each padded row"}
+    counting = CountingCollator(collator)
+    return counting, ThroughputCallback(counting, training_args.gradient_accumulation_steps)
