@@ -26,7 +26,7 @@ STEPS = "60"
 def small_model(tmp_path_factory):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ftimg_jobs.tiny_model import build_tokenizer
+    from ftimg_jobs.model.tiny_model import build_tokenizer
 
     path = tmp_path_factory.mktemp("small-llama")
     tokenizer = build_tokenizer()

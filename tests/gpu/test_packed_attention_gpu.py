@@ -30,7 +30,7 @@ def positions(lengths):
 
 
 def test_kernel_matches_each_example_alone_in_bf16():
-    from ftimg_jobs.packed_attention import packed_causal_attention
+    from ftimg_jobs.model.packed_attention import packed_causal_attention
 
     torch.manual_seed(0)
     total = sum(LENGTHS)
@@ -47,7 +47,7 @@ def test_kernel_matches_each_example_alone_in_bf16():
 
 def test_llama_logits_of_a_packed_row_equal_each_example_run_alone():
     transformers = pytest.importorskip("transformers")
-    from ftimg_jobs.packed_attention import NAME, use_packed_attention
+    from ftimg_jobs.model.packed_attention import NAME, use_packed_attention
 
     config = transformers.LlamaConfig(vocab_size=1000, hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
                                       num_key_value_heads=4, intermediate_size=1024, max_position_embeddings=2048)

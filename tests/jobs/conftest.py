@@ -84,7 +84,7 @@ def tiny_model_dir(tmp_path_factory):
     if not python:
         return None
     directory = tmp_path_factory.mktemp("tiny-model") / "tiny-llama"
-    subprocess.run([python, "-m", "ftimg_jobs.tiny_model", str(directory)], check=True,
+    subprocess.run([python, "-m", "ftimg_jobs.model.tiny_model", str(directory)], check=True,
                    env={**os.environ, "PYTHONPATH": str(ENTRYPOINTS)}, capture_output=True, timeout=300)
     return directory
 

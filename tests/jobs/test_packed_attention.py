@@ -14,7 +14,7 @@ CHECK = textwrap.dedent('''
     import json
     import torch
     import torch.nn.functional as F
-    from ftimg_jobs.packed_attention import packed_causal_attention
+    from ftimg_jobs.model.packed_attention import packed_causal_attention
 
     torch.manual_seed(0)
     lengths = [5, 9, 3]

@@ -15,7 +15,7 @@ def digests(directory):
 
 def test_two_generations_are_identical(jobs, tmp_path):
     for name in ("a", "b"):
-        result = jobs.run(str(tmp_path / name), cwd=tmp_path, module="ftimg_jobs.tiny_model")
+        result = jobs.run(str(tmp_path / name), cwd=tmp_path, module="ftimg_jobs.model.tiny_model")
         assert result.returncode == 0, explain(result)
     first, second = digests(tmp_path / "a"), digests(tmp_path / "b")
     assert first == second

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftimg_jobs.infer_batching import batches, rank_share, sort_longest_first
+from ftimg_jobs.generate.batching import batches, rank_share, sort_longest_first
 
 
 def test_sort_longest_first_is_stable():

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ftimg_jobs.infer_input import InferInputError, read_input_records
-from ftimg_jobs.infer_prompts import extract_prompt
+from ftimg_jobs.generate.input import InferInputError, read_input_records
+from ftimg_jobs.data.prompts import extract_prompt
 
 
 def write_lines(path, lines):

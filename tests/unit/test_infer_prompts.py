@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftimg_jobs.infer_prompts import extract_prompt
+from ftimg_jobs.data.prompts import extract_prompt
 
 
 def test_plain_prompt():

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ftimg_jobs.infer_resume import (
+from ftimg_jobs.generate.resume import (
     InferOutputError,
     append_record,
     finished_records,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ftimg_jobs.attention import choose_attention
-from ftimg_jobs.cls_metrics import classification_metrics, regression_metrics
+from ftimg_jobs.model.attention import choose_attention
+from ftimg_jobs.train.metrics import classification_metrics, regression_metrics
 
 
 def choose(requested="auto", flash_requested=False, installed=True, cuda=True, capability=(9, 0), half=True):

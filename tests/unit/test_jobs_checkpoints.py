@@ -2,7 +2,7 @@
 
 import pytest
 
-from ftimg_jobs.checkpoints import latest_checkpoint, resolve_resume
+from ftimg_jobs.train.resume import latest_checkpoint, resolve_resume
 from ftimg_jobs.errors import JobError
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ftimg_jobs.data_formats import (
+from ftimg_jobs.data.formats import (
     check_labels_known, infer_label_schema, load_cls_records, load_sft_examples, read_records, split_train_eval)
 from ftimg_jobs.errors import JobError
 

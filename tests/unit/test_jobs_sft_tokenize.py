@@ -1,7 +1,7 @@
 """Loss masking, truncation and packing of SFT sequences, with a character-level fake tokenizer."""
 
-from ftimg_jobs.data_formats import SftExample
-from ftimg_jobs.sft_tokenize import IGNORE_INDEX, pack_sequences, tokenize_example, tokenize_examples
+from ftimg_jobs.data.formats import SftExample
+from ftimg_jobs.data.tokenization import IGNORE_INDEX, pack_sequences, tokenize_example, tokenize_examples
 
 
 class CharTokenizer:

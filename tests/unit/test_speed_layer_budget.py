@@ -1,6 +1,6 @@
 """The automatic choice of how many decoder layers to checkpoint (torch-free)."""
 
-from ftimg_jobs.layer_budget import (
+from ftimg_jobs.train.layer_budget import (
     GIB,
     ModelShape,
     StepMemory,

@@ -1,7 +1,7 @@
 """Padding-free rows: examples end to end, position ids restart, no loss across a boundary (torch-free)."""
 
-from ftimg_jobs.packing import flatten_examples, real_token_count, segment_bounds
-from ftimg_jobs.sft_tokenize import IGNORE_INDEX
+from ftimg_jobs.data.packing import flatten_examples, real_token_count, segment_bounds
+from ftimg_jobs.data.tokenization import IGNORE_INDEX
 
 
 def test_examples_are_laid_end_to_end_with_restarting_positions():
