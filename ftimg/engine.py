@@ -86,23 +86,20 @@ def tag_image(client: docker.DockerClient, image_id: str, ref: str) -> None:
         raise EngineError(f"tagging {image_id[:19]} as {ref} failed: {exc.explanation}") from exc
 
 
-def remove_image(client: docker.DockerClient, ref: str) -> None:
+def remove_image(client: docker.DockerClient, ref: str, *, untag_only: bool = False) -> None:
+    """Remove the image `ref` names (gone already is fine).
+
+    ``untag_only`` removes just the tag: the image itself is deleted only when that was its last tag.
+    """
     try:
-        client.api.remove_image(ref, force=True)
+        if untag_only:
+            client.api.remove_image(ref, noprune=True)
+        else:
+            client.api.remove_image(ref, force=True)
     except docker.errors.ImageNotFound:
         pass
     except docker.errors.APIError as exc:
-        raise EngineError(f"removing image {ref} failed: {exc.explanation}") from exc
-
-
-def remove_image_tag(client: docker.DockerClient, ref: str) -> None:
-    """Untag `ref` (the image itself is deleted only when that was its last tag)."""
-    try:
-        client.api.remove_image(ref, noprune=True)
-    except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.APIError as exc:
-        raise EngineError(f"untagging {ref} failed: {exc.explanation}") from exc
+        raise EngineError(f"{'untagging' if untag_only else 'removing image'} {ref} failed: {exc.explanation}") from exc
 
 
 def remove_dangling_images(client: docker.DockerClient, label: str) -> int:

@@ -24,10 +24,6 @@ class ProjectPaths:
         return self.root / "docker"
 
     @property
-    def entrypoints(self) -> Path:
-        return self.root / "entrypoints"
-
-    @property
     def wheelhouse(self) -> Path:
         return Path(os.environ.get("FTIMG_WHEELHOUSE", self.root / "wheelhouse"))
 

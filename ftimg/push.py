@@ -103,7 +103,7 @@ def push_image(client, image: str, destination: str, on_progress: Progress = lam
                 digest, result.size = aux.get("Digest", digest), aux.get("Size", result.size)
         except EngineError as exc:
             if new_tag and own_tags:  # a failed push leaves no registry tag; the image keeps its own tags
-                engine.remove_image_tag(client, ref)
+                engine.remove_image(client, ref, untag_only=True)
             raise EngineError(f"{exc}. {push_hint(str(exc), repository)}") from None
         if not digest:
             raise EngineError(f"pushing {ref}: the engine reported no digest")
