@@ -15,28 +15,24 @@ predictions are written to predictions.jsonl.
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
-from ftimg_jobs.args.checks import Machine, adaptation_problems, data_problems, model_problems, raise_problems
 from ftimg_jobs.args.data import ClsDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
-from ftimg_jobs.args.parser import parse_job_args
 from ftimg_jobs.args.speed import SpeedArguments
 from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
 from ftimg_jobs.data.formats import check_labels_known, infer_label_schema, load_cls_records, split_train_eval
-from ftimg_jobs.logs import setup_logging
 from ftimg_jobs.model.lora import count_parameters
 from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
 from ftimg_jobs.train.builder import build_collator, build_training_model
 from ftimg_jobs.train.metrics import classification_metrics, regression_metrics
 from ftimg_jobs.train.outputs import finish_run
-from ftimg_jobs.train.resume import resolve_resume
+from ftimg_jobs.train.setup import start_training
 from ftimg_jobs.train.signals import StopOnSignal
 
 ARGUMENT_CLASSES = (ModelArguments, LoraArguments, ClsDataArguments, SpeedArguments, TrainingArguments)
@@ -70,15 +66,9 @@ def write_predictions(path: Path, records, logits, schema) -> None:
 
 
 def main(job: str, argv: list) -> int:
-    started = time.time()
-    log = setup_logging()
-    parsed = parse_job_args(job, argv, ARGUMENT_CLASSES)
+    start = start_training(job, argv, ARGUMENT_CLASSES)
+    parsed, log, resumed_from, started = start.parsed, start.log, start.resumed_from, start.started
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
-    if parsed.notes["precision"]:
-        log.warning(parsed.notes["precision"])
-    raise_problems(job, model_problems(model_args) + adaptation_problems(job, lora_args, training_args, Machine.here())
-                   + data_problems(data_args))
-    resumed_from = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
 
     records = load_cls_records(data_args.data_path)
     if data_args.eval_data_path:

@@ -13,26 +13,22 @@ Records may be alpaca, sharegpt, OpenAI messages or prompt/completion (JSON or
 JSONL). Only assistant/completion tokens are trained unless --train_on_prompt.
 """
 
-import time
 
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-from ftimg_jobs.args.checks import Machine, adaptation_problems, data_problems, model_problems, raise_problems
 from ftimg_jobs.args.data import SftDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
-from ftimg_jobs.args.parser import parse_job_args
 from ftimg_jobs.args.speed import SpeedArguments
 from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
 from ftimg_jobs.data.formats import load_sft_examples, split_train_eval
 from ftimg_jobs.data.tokenization import pack_sequences, tokenize_examples
 from ftimg_jobs.errors import JobError
-from ftimg_jobs.logs import setup_logging
 from ftimg_jobs.model.lora import count_parameters
 from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
 from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model
 from ftimg_jobs.train.outputs import finish_run
-from ftimg_jobs.train.resume import resolve_resume
+from ftimg_jobs.train.setup import start_training
 from ftimg_jobs.train.signals import StopOnSignal
 
 ARGUMENT_CLASSES = (ModelArguments, LoraArguments, SftDataArguments, SpeedArguments, TrainingArguments)
@@ -54,15 +50,9 @@ def build_dataset(examples, tokenizer, data_args, log, name: str):
 
 
 def main(job: str, argv: list) -> int:
-    started = time.time()
-    log = setup_logging()
-    parsed = parse_job_args(job, argv, ARGUMENT_CLASSES)
+    start = start_training(job, argv, ARGUMENT_CLASSES)
+    parsed, log, resumed_from, started = start.parsed, start.log, start.resumed_from, start.started
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
-    if parsed.notes["precision"]:
-        log.warning(parsed.notes["precision"])
-    raise_problems(job, model_problems(model_args) + adaptation_problems(job, lora_args, training_args, Machine.here())
-                   + data_problems(data_args))
-    resumed_from = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
 
     tokenizer, tokenizer_notes = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     data_format, examples = load_sft_examples(data_args.data_path)
