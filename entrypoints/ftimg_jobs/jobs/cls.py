@@ -70,7 +70,7 @@ def main(job: str, argv: list) -> int:
     parsed, log, resumed_from, started = start.parsed, start.log, start.resumed_from, start.started
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
 
-    records = load_cls_records(data_args.data_path)
+    records = load_cls_records(data_args.data_path)[:data_args.max_num_samples or None]
     if data_args.eval_data_path:
         eval_records = load_cls_records(data_args.eval_data_path)
     else:
@@ -102,7 +102,7 @@ def main(job: str, argv: list) -> int:
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                       data_collator=collator, processing_class=tokenizer, compute_metrics=metrics_function(schema),
-                      callbacks=[stop, throughput])
+                      callbacks=[stop, throughput, start.fingerprints])
     train_output = trainer.train(resume_from_checkpoint=resumed_from)
 
     eval_metrics = {}

@@ -56,6 +56,7 @@ def main(job: str, argv: list) -> int:
 
     tokenizer, tokenizer_notes = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     data_format, examples = load_sft_examples(data_args.data_path)
+    examples = examples[:data_args.max_num_samples or None]
     if data_args.eval_data_path:
         _, eval_examples = load_sft_examples(data_args.eval_data_path)
     else:
@@ -77,7 +78,8 @@ def main(job: str, argv: list) -> int:
 
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      data_collator=collator, processing_class=tokenizer, callbacks=[stop, throughput])
+                      data_collator=collator, processing_class=tokenizer,
+                      callbacks=[stop, throughput, start.fingerprints])
     if resumed_from:
         log.info("resuming from %s", resumed_from)
     train_output = trainer.train(resume_from_checkpoint=resumed_from)

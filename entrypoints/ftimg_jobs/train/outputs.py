@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ftimg_jobs.model.device import device_info, peak_gpu_memory_bytes
 from ftimg_jobs.run_manifest import build_manifest, flat_args, write_manifest
+from ftimg_jobs.train.fingerprint_callback import FingerprintCheckpoints
 from ftimg_jobs.train.loss_plot import save_loss_curve
 
 log = logging.getLogger("ftimg_jobs")
@@ -20,6 +21,14 @@ def train_metrics(train_output, log_history) -> dict:
         metrics["first_logged_loss"] = logged[0]
         metrics["final_logged_loss"] = logged[-1]
     return metrics
+
+
+def output_record(trainer) -> dict:
+    """What the fingerprint callback knows about this output: fingerprint, lock, resume plan."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, FingerprintCheckpoints):
+            return callback.record
+    return {}
 
 
 def finish_run(trainer, *, job: str, parsed: tuple, stop, train_output, started: float, data_files: dict,
@@ -40,7 +49,8 @@ def finish_run(trainer, *, job: str, parsed: tuple, stop, train_output, started:
             metrics={**train_metrics(train_output, trainer.state.log_history), **eval_metrics},
             data_files=data_files, attention=attention, device=device_info(), world_size=args.world_size,
             wall_time_s=time.time() - started, peak_gpu_memory_bytes=peak_gpu_memory_bytes(),
-            global_step=trainer.state.global_step, resumed_from=resumed_from, extra=extra)
+            global_step=trainer.state.global_step, resumed_from=resumed_from,
+            extra={**extra, **output_record(trainer)})
         path = write_manifest(output_dir, manifest)
         log.info("%s %s at step %d; wrote %s", job, manifest["status"], trainer.state.global_step, path)
     return exit_code
