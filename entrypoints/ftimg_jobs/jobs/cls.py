@@ -70,7 +70,7 @@ def main(job: str, argv: list) -> int:
     parsed, log, resumed_from, started = start.parsed, start.log, start.resumed_from, start.started
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
 
-    records = load_cls_records(data_args.data_path)[:data_args.max_num_samples or None]
+    records = load_cls_records(data_args.data_path)
     if data_args.eval_data_path:
         eval_records = load_cls_records(data_args.eval_data_path)
     else:

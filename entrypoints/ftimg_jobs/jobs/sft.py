@@ -56,7 +56,6 @@ def main(job: str, argv: list) -> int:
 
     tokenizer, tokenizer_notes = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     data_format, examples = load_sft_examples(data_args.data_path)
-    examples = examples[:data_args.max_num_samples or None]
     if data_args.eval_data_path:
         _, eval_examples = load_sft_examples(data_args.eval_data_path)
     else:
