@@ -51,6 +51,13 @@ def lock_path_for_file(output_file) -> Path:
     return Path(str(output_file) + ".lock")
 
 
+def held_output(lock_path: Path) -> Path:
+    """The output directory or file a lock file stands for."""
+    if lock_path.name == LOCK_FILE_NAME:
+        return lock_path.parent
+    return lock_path.with_name(lock_path.name[:-len(".lock")])
+
+
 def boot_id() -> Optional[str]:
     """Identifies the running kernel: shared by every container of one host, new after a reboot."""
     try:
@@ -188,7 +195,7 @@ def acquire(path, job: str, what_to_do: str, env: Optional[dict] = None) -> RunL
             if stale is False:
                 holder = read_record(path)
                 raise OutputLockedError(
-                    f"{path.parent} is in use by {describe_holder(holder)}; one job per output "
+                    f"{held_output(path)} is in use by {describe_holder(holder)}; one job per output "
                     f"(lock file {path}). Wait for it to finish, stop it ({how_to_stop(holder)}), or {what_to_do}")
             took_over = stale
             os.replace(temporary, path)  # we hold the stale file's flock, so no one else is replacing it

@@ -11,6 +11,10 @@ not valid JSON; the owner truncates it before appending, so a torn record is
 dropped and regenerated, never duplicated. After every rank is done, rank 0
 writes OUT.jsonl atomically (temp file + rename) and only then removes the parts.
 A restart reads OUT.jsonl and every part (any rank count) to find finished ids.
+
+OUT.jsonl.settings.json records what the output was generated from (input sha256, model, adapter,
+generation settings); a restart with other settings stops instead of mixing two runs in one file.
+It stays next to OUT.jsonl after the parts are gone, so a finished output is protected too.
 """
 
 import glob
@@ -20,6 +24,10 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 from ftimg_jobs.errors import JobError
 from ftimg_jobs.generate.input import RecordId
+from ftimg_jobs.run_manifest import file_sha256
+
+# What decides the text generated for a prompt; batch size and rank count may change on resume.
+GENERATION_SETTINGS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "num_beams", "torch_dtype")
 
 
 class InferOutputError(JobError):
@@ -100,6 +108,57 @@ def finished_records(output_file: str, input_ids: Iterable[RecordId]) -> Dict[Re
             # removing the parts; both copies are the same finished record, so keep the first.
             finished.setdefault(record["id"], record)
     return finished
+
+
+def output_settings(model_args, adapter_args, generation_args) -> Dict[str, Any]:
+    """What this output is generated from: input (sha256), model, adapter and generation settings."""
+    settings = {"input_sha256": file_sha256(generation_args.input_path),
+                "model": model_args.model_name_or_path, "adapter": adapter_args.adapter_name_or_path}
+    settings.update({name: getattr(generation_args, name, None) for name in GENERATION_SETTINGS})
+    # Greedy and beam search ignore the seed; only sampling depends on it.
+    settings["seed"] = generation_args.seed if generation_args.do_sample else None
+    return settings
+
+
+def settings_path(output_file: str) -> str:
+    return output_file + ".settings.json"
+
+
+def setting_differences(before: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
+    """``["max_new_tokens 64 → 128", ...]``: every setting whose value differs."""
+    def show(key, value):
+        return str(value)[:12] if key.endswith("sha256") and value else value  # the file keeps the full hash
+
+    keys = list(now) + [key for key in before if key not in now]
+    return [f"{key} {show(key, before.get(key))} → {show(key, now.get(key))}"
+            for key in keys if before.get(key) != now.get(key)]
+
+
+def check_output_settings(output_file: str, settings: Dict[str, Any]) -> None:
+    """Raise InferOutputError (one line) when existing output was generated with other settings.
+
+    Output without a settings file (written before they were recorded) is left to the id check.
+    """
+    path = settings_path(output_file)
+    if not existing_output_files(output_file) or not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        before = json.load(handle)
+    changed = setting_differences(before, settings)
+    if changed:
+        raise InferOutputError(
+            f"{output_file} was generated with other settings ({'; '.join(changed)}), so it cannot be resumed: "
+            f"remove it (and {os.path.basename(parts_dir(output_file))}, {os.path.basename(path)}) to start "
+            "over, or choose another --output_path")
+
+
+def record_output_settings(output_file: str, settings: Dict[str, Any]) -> None:
+    """Write the settings file atomically (temp file + rename)."""
+    temporary = settings_path(output_file) + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(settings, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+    os.replace(temporary, settings_path(output_file))
 
 
 def pending_ids(input_ids: Iterable[RecordId], finished: Dict[RecordId, Any]) -> List[RecordId]:

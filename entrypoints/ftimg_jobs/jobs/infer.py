@@ -17,11 +17,13 @@ num_generated_tokens, finish_reason ("eos" | "length")}; run.json next to it (or
 
 Rerunning the same command after a crash or kill resumes: finished ids are kept,
 the rest are generated, and the output ends with every id exactly once
-(the bookkeeping is in generate/resume.py). Ranks take disjoint shares of the pending
+(the bookkeeping is in generate/resume.py) — only with the same input, model, adapter and
+generation settings, and one job per output file at a time (run_lock.py). Ranks take disjoint shares of the pending
 prompts, longest first, in batches of similar length with left padding.
 """
 
 import os
+import sys
 import time
 
 import torch
@@ -39,14 +41,18 @@ from ftimg_jobs.generate.model import load_generation_model
 from ftimg_jobs.generate.ranks import Ranks
 from ftimg_jobs.generate.resume import (
     append_record,
+    check_output_settings,
     finished_records,
+    output_settings,
     part_path,
     pending_ids,
+    record_output_settings,
     truncate_torn_tail,
     write_final_output,
 )
 from ftimg_jobs.model.device import device_info, peak_gpu_memory_bytes
 from ftimg_jobs.model.tokenizer import load_tokenizer, tokenizer_source
+from ftimg_jobs.run_lock import acquire, is_global_rank_zero, lock_path_for_file
 from ftimg_jobs.run_manifest import build_manifest, data_files_info, flat_args, write_manifest
 
 ARGUMENT_CLASSES = (ModelArguments, AdapterArguments, GenerationArguments)
@@ -57,6 +63,7 @@ def main(job: str, argv: list) -> int:
     model_args, adapter_args, args = parsed.instances
     raise_problems(job, model_problems(model_args) + generation_problems(args))
     started = time.time()
+    lock = claim_output_file(job, parsed)
     records = read_input_records(args.input_path, extract_prompt)
     input_ids = [record.id for record in records]
     tokenizer, _notes = load_tokenizer(tokenizer_source(model_args.model_name_or_path,
@@ -78,11 +85,27 @@ def main(job: str, argv: list) -> int:
     if ranks.rank == 0:
         written = write_final_output(args.output_path, input_ids)
         write_manifest(args.output_dir or os.path.dirname(os.path.abspath(args.output_path)),
-                       infer_manifest(parsed, started, totals, len(input_ids), len(finished_before)))
+                       infer_manifest(parsed, started, totals, len(input_ids), len(finished_before), lock))
         print(f"infer: wrote {written} records to {args.output_path} "
               f"({len(finished_before)} resumed, {len(input_ids) - len(finished_before)} generated)", flush=True)
     ranks.close()
     return 0
+
+
+def claim_output_file(job: str, parsed):
+    """Hold the output file (global rank 0) and refuse output generated with other settings, before loading."""
+    model_args, adapter_args, args = parsed.instances
+    lock = None
+    if is_global_rank_zero(dict(os.environ)):
+        lock = acquire(lock_path_for_file(args.output_path), job, "give this run another --output_path")
+        if lock.took_over:
+            print(f"infer: took over the stale lock of {lock.took_over.get('run', '?')}: its process is gone",
+                  file=sys.stderr, flush=True)
+    settings = output_settings(model_args, adapter_args, args)
+    check_output_settings(args.output_path, settings)
+    if lock is not None:
+        record_output_settings(args.output_path, settings)
+    return lock
 
 
 def generate_share(parsed, ranks: Ranks, tokenizer, texts: dict, token_ids: dict, mine: list) -> dict:
@@ -124,7 +147,7 @@ def generate_share(parsed, ranks: Ranks, tokenizer, texts: dict, token_ids: dict
     return stats
 
 
-def infer_manifest(parsed, started: float, totals: list, input_records: int, resumed: int) -> dict:
+def infer_manifest(parsed, started: float, totals: list, input_records: int, resumed: int, lock) -> dict:
     """run.json: counts and throughput over all ranks (ranks generate in parallel, so time is the slowest's)."""
     args = parsed.of(GenerationArguments)
     tokens = sum(stats["generated_tokens"] for stats in totals)
@@ -146,5 +169,5 @@ def infer_manifest(parsed, started: float, totals: list, input_records: int, res
         attention=loaded["attention"], device={**device_info(), "dtype": loaded["dtype"]},
         world_size=len(totals), wall_time_s=time.time() - started,
         peak_gpu_memory_bytes=max(peaks) if peaks else None, global_step=None, resumed_from=None,
-        extra={"output_path": args.output_path},
+        extra={"output_path": args.output_path, "lock": lock.manifest_entry() if lock else None},
     )
