@@ -127,7 +127,7 @@ def test_two_processes_share_the_prompts_and_write_each_id_once(jobs, tmp_path):
 
 
 @pytest.mark.parametrize("lines, message", [
-    (['{"prompt": "ok"}', '{"prompt": "broken"'], "prompts.jsonl:2: not valid JSON"),
+    (['{"prompt": "ok"}', '{"prompt": "broken"'], "prompts.jsonl:2: malformed JSON line"),
     (['{"id": 1, "prompt": "a"}', '{"id": 1, "prompt": "b"}'], "prompts.jsonl:2: duplicate id 1"),
     (['{"id": 1, "text": "no prompt here"}'], "prompts.jsonl:1: no prompt field"),
     ([], "prompts.jsonl has no records"),

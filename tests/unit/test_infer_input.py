@@ -5,7 +5,6 @@ import json
 import pytest
 
 from ftimg_jobs.generate.input import InferInputError, read_input_records
-from ftimg_jobs.data.prompts import extract_prompt
 
 
 def write_lines(path, lines):
@@ -20,7 +19,7 @@ def test_ids_default_to_zero_based_line_numbers(tmp_path):
         "",
         json.dumps({"prompt": "c"}),
     ])
-    records = read_input_records(path, extract_prompt)
+    records = read_input_records(path)
     assert [record.id for record in records] == [0, "x", 3]
     assert [record.prompt for record in records] == ["a", "b", "c"]
     assert [record.line_number for record in records] == [1, 2, 4]
@@ -28,8 +27,8 @@ def test_ids_default_to_zero_based_line_numbers(tmp_path):
 
 def test_malformed_line_names_file_and_line(tmp_path):
     path = write_lines(tmp_path / "in.jsonl", [json.dumps({"prompt": "a"}), '{"prompt": "b"'])
-    with pytest.raises(InferInputError, match=r"in\.jsonl:2: not valid JSON"):
-        read_input_records(path, extract_prompt)
+    with pytest.raises(InferInputError, match=r"in\.jsonl:2: malformed JSON line"):
+        read_input_records(path)
 
 
 def test_duplicate_id_names_both_lines(tmp_path):
@@ -38,27 +37,27 @@ def test_duplicate_id_names_both_lines(tmp_path):
         json.dumps({"id": 7, "prompt": "b"}),
     ])
     with pytest.raises(InferInputError, match=r"in\.jsonl:2: duplicate id 7 \(first seen on line 1\)"):
-        read_input_records(path, extract_prompt)
+        read_input_records(path)
 
 
 def test_missing_prompt_lists_accepted_fields(tmp_path):
     path = write_lines(tmp_path / "in.jsonl", [json.dumps({"id": 1, "text": "a"})])
     with pytest.raises(InferInputError, match=r"in\.jsonl:1: no prompt field; expected `messages`"):
-        read_input_records(path, extract_prompt)
+        read_input_records(path)
 
 
 def test_empty_file_is_an_error(tmp_path):
     path = write_lines(tmp_path / "in.jsonl", ["", "  "])
     with pytest.raises(InferInputError, match="has no records"):
-        read_input_records(path, extract_prompt)
+        read_input_records(path)
 
 
 def test_all_problems_reported_together(tmp_path):
     path = write_lines(tmp_path / "in.jsonl", ["nope", json.dumps([1]), json.dumps({"id": None, "prompt": "a"})])
     with pytest.raises(InferInputError) as raised:
-        read_input_records(path, extract_prompt)
+        read_input_records(path)
     message = str(raised.value)
     assert message.startswith(f"3 problem(s) in input {path}")
-    assert ":1: not valid JSON" in message
+    assert ":1: malformed JSON line" in message
     assert ":2: expected a JSON object, got list" in message
     assert ":3: `id` must be a string or an integer" in message

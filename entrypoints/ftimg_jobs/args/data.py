@@ -3,15 +3,17 @@
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ftimg_jobs.args.dataset_spec import DatasetSpecArguments
 from ftimg_jobs.paths import sample_data
 
 
 @dataclass
-class SftDataArguments:
+class SftDataArguments(DatasetSpecArguments):
     """Training data and how it becomes token sequences."""
 
     data_path: str = field(default_factory=lambda: sample_data("sft/alpaca_zh_en.json"), metadata={
-        "help": "JSON or JSONL file: alpaca, sharegpt, messages or prompt/completion records."})
+        "help": "Data file or folder (JSON, JSONL, CSV, Parquet, save_to_disk): alpaca, sharegpt, messages, "
+                "prompt/completion or raw text records."})
     eval_data_path: Optional[str] = field(default=None, metadata={"help": "Optional evaluation file (same formats)."})
     val_set_size: float = field(default=0.0, metadata={
         "help": "Fraction of data_path held out for evaluation when no eval_data_path is given."})
@@ -22,7 +24,7 @@ class SftDataArguments:
 
 
 @dataclass
-class ClsDataArguments:
+class ClsDataArguments(DatasetSpecArguments):
     """Text/label data and how labels are interpreted."""
 
     data_path: str = field(default_factory=lambda: sample_data("cls/sentiment_zh_en.jsonl"), metadata={

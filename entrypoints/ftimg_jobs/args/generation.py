@@ -3,11 +3,12 @@
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ftimg_jobs.args.dataset_spec import DatasetSpecArguments
 from ftimg_jobs.paths import sample_data
 
 
 @dataclass
-class GenerationArguments:
+class GenerationArguments(DatasetSpecArguments):
     """Prompts in, completions out, and the decoding settings."""
 
     input_path: str = field(default_factory=lambda: sample_data("prompts.jsonl"), metadata={

@@ -1,306 +1,313 @@
-"""Read training records (JSON array or JSONL), detect their format, validate them, normalise them.
+"""The one converter table: every data format becomes one common shape, for training and inference.
 
-SFT formats: alpaca (instruction/input/output), sharegpt/vicuna (conversations
-with from/value), OpenAI messages (role/content), prompt/completion.
-Classification: text/label. Every error names the file and line and says what
-to do. Pure Python (no torch), so it is unit-tested on its own.
+``CONVERTERS`` maps a format name to a function ``(record, conversion, need_answer)
+→ SftExample``. Training converts a record whole; inference converts it with the
+answer optional and takes ``prompt_of`` the example: the example without its last
+answer, so the same file trains and prompts. The common shape is a chat
+(``messages`` with roles system/user/assistant/tool, optional ``tools`` and
+per-turn ``weights``), a raw ``prompt`` + ``completion``, or raw ``text`` (continued
+pre-training). ``Conversion`` carries a dataset spec's settings: field mapping
+(dotted keys), speaker tags, system prompt, Jinja prompt/answer templates,
+placeholder variables and whether to use the chat template. Every error names the
+file, line and field, and says what to do. Pure Python (no torch).
 """
 
-import json
-import random
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Union
 
+from ftimg_jobs.data.chat import MESSAGES, SHAREGPT, chat_turns, shape_with_tags, tool_list
+from ftimg_jobs.data.records import Record, field_value, has_field, read_records
+from ftimg_jobs.data.templates import compile_template, fill_placeholders, render_template
 from ftimg_jobs.errors import JobError
 
 SFT_FORMAT_HELP = ("alpaca {instruction, input (optional), output}, "
                    "sharegpt {conversations: [{from, value}]}, "
                    "messages {messages: [{role, content}]}, "
-                   "prompt/completion {prompt, completion}")
-CLS_FORMAT_HELP = "text/label {text, label} (label: string or integer for classes, float for regression)"
+                   "prompt/completion {prompt, completion}, "
+                   "text {text} (raw text, every token trained); "
+                   "or describe other fields with --dataset_spec / --columns")
+PROMPT_FIELDS = "`messages`, `conversations`, `instruction` (+ optional `input`) or `prompt`"
 
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "chatgpt": "assistant", "system": "system"}
-MESSAGE_ROLES = {"system", "user", "assistant"}
-
-
-@dataclass(frozen=True)
-class Record:
-    """One JSON object and where it came from (``file:line``) for error messages."""
-
-    where: str
-    number: int
-    data: dict
+# The fields each format reads unless a spec's ``columns`` maps them elsewhere.
+DEFAULT_COLUMNS = {
+    "alpaca": {"prompt": "instruction", "query": "input", "response": "output", "system": "system",
+               "history": "history"},
+    "sharegpt": {"messages": "conversations", "system": "system", "tools": "tools"},
+    "messages": {"messages": "messages", "system": "system", "tools": "tools"},
+    "prompt_completion": {"prompt": "prompt", "response": "completion"},
+    "text": {"text": "text"},
+    "cls": {"text": "text", "label": "label"},
+}
+# Other tools' names for the same formats (LLaMA-Factory ``formatting``, axolotl ``type``).
+FORMAT_ALIASES = {"vicuna": "sharegpt", "openai": "messages", "chat_template": "messages",
+                  "completion": "text", "pretrain": "text", "raw": "text", "text_label": "cls",
+                  "classification": "cls", "prompt/completion": "prompt_completion"}
+FORMAT_NAMES = tuple(DEFAULT_COLUMNS) + ("auto",)
 
 
 @dataclass(frozen=True)
 class SftExample:
-    """A chat (``messages``) rendered with the chat template, or a raw ``prompt`` + ``completion``."""
+    """The common shape: a chat, a raw prompt + completion, or raw text."""
 
-    messages: tuple = ()
+    messages: tuple = ()  # {"role", "content"} (+ "tool_calls" on assistant turns, "tool_call_id" on tool turns)
     prompt: str = ""
     completion: str = ""
+    text: str = ""  # raw text: every token is trained
+    tools: tuple = ()  # tool schemas offered to the model, OpenAI shape
+    weights: tuple = ()  # one per message: None (default: assistant trained), 0 or 1
 
 
 @dataclass(frozen=True)
-class LabelSchema:
-    """How labels map to model outputs: classes in id order, or regression (one output)."""
+class Conversion:
+    """How one dataset's records become examples (the per-dataset part of a dataset spec)."""
 
-    problem_type: str  # "single_label_classification" or "regression"
-    labels: tuple  # original label values in class-id order; empty for regression
+    format: str = "auto"
+    columns: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+    system_prompt: str = ""
+    prompt_template: str = ""
+    answer_template: str = ""
+    use_chat_template: bool = True
+    variables: dict = field(default_factory=dict)
+    origin: str = "data"  # where these settings were given, for template errors
 
-    @property
-    def num_labels(self) -> int:
-        return len(self.labels) if self.labels else 1
-
-    def id2label(self) -> dict:
-        return {index: str(label) for index, label in enumerate(self.labels)}
-
-    def label2id(self) -> dict:
-        return {str(label): index for index, label in enumerate(self.labels)}
-
-    def encode(self, label):
-        return float(label) if self.problem_type == "regression" else self.labels.index(label)
-
-    def to_json(self) -> dict:
-        return {"problem_type": self.problem_type, "num_labels": self.num_labels,
-                "labels": list(self.labels),
-                "id2label": {str(k): v for k, v in self.id2label().items()},
-                "label2id": self.label2id()}
+    def column(self, fmt: str, role: str) -> str:
+        return self.columns.get(role) or DEFAULT_COLUMNS[fmt].get(role, role)
 
 
-def read_records(path) -> list:
-    """Read a JSON array of objects or a JSONL file (one object per line) into Records."""
-    path = Path(path)
-    if not path.is_file():
-        raise JobError(f"{path}: data file not found (check --data_path and that its folder is mounted)")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise JobError(f"{path}: not UTF-8 text (byte {error.start}); save the file as UTF-8") from None
-    if not text.strip():
-        raise JobError(f"{path}: file is empty; it needs JSON records, one per line (JSONL) or in a JSON array")
-    records = read_json_array(path, text) if text.lstrip().startswith("[") else read_jsonl(path, text)
-    if not records:
-        raise JobError(f"{path}: contains no records")
-    return records
+PLAIN = Conversion()
 
 
-def read_jsonl(path: Path, text: str) -> list:
-    records = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise JobError(f"{path}:{line_number}: malformed JSON line ({error.msg} at column {error.colno}); "
-                           "each line of a JSONL file must be one complete JSON object") from None
-        if not isinstance(data, dict):
-            raise JobError(f"{path}:{line_number}: expected a JSON object, got {type(data).__name__}")
-        records.append(Record(f"{path}:{line_number}", len(records) + 1, data))
-    return records
+def canonical_format(name: str, origin: str) -> str:
+    name = FORMAT_ALIASES.get(name, name)
+    if name not in FORMAT_NAMES:
+        raise JobError(f"{origin}: unknown data format '{name}'; use one of {', '.join(FORMAT_NAMES)} "
+                       f"(or {', '.join(sorted(FORMAT_ALIASES))})")
+    return name
 
 
-def skip_whitespace(text: str, index: int) -> int:
-    while index < len(text) and text[index] in " \t\r\n":
-        index += 1
-    return index
+def detect_format(record: Record, conversion: Conversion = PLAIN, for_prompt: bool = False) -> str:
+    """Name the SFT format of a record from its keys (the spec's columns count as keys)."""
+    if conversion.format != "auto":
+        return conversion.format
+    data = record.data
 
+    def has(fmt, role):
+        return has_field(data, conversion.column(fmt, role))
 
-def read_json_array(path: Path, text: str) -> list:
-    """Decode a JSON array element by element so each record knows its line number."""
-    decoder = json.JSONDecoder()
-    index = skip_whitespace(text, text.index("[") + 1)
-    records = []
-    while index < len(text) and text[index] != "]":
-        line_number = text.count("\n", 0, index) + 1
-        try:
-            data, index = decoder.raw_decode(text, index)
-        except json.JSONDecodeError as error:
-            raise JobError(f"{path}:{error.lineno}: malformed JSON ({error.msg} at column {error.colno})") from None
-        if not isinstance(data, dict):
-            raise JobError(f"{path}:{line_number}: expected a JSON object, got {type(data).__name__}")
-        records.append(Record(f"{path}:{line_number}", len(records) + 1, data))
-        index = skip_whitespace(text, index)
-        if index < len(text) and text[index] == ",":
-            index = skip_whitespace(text, index + 1)
-        elif index < len(text) and text[index] != "]":
-            line_number = text.count("\n", 0, index) + 1
-            raise JobError(f"{path}:{line_number}: malformed JSON (expected ',' or ']' between records)")
-    if index >= len(text):
-        raise JobError(f"{path}: malformed JSON (the array is never closed with ']')")
-    if text[index + 1:].strip():
-        line_number = text.count("\n", 0, index + 1) + 1
-        raise JobError(f"{path}:{line_number}: unexpected text after the closing ']'")
-    return records
-
-
-def detect_sft_format(record: Record) -> str:
-    """Name the SFT format of a record from its keys."""
-    keys = set(record.data)
-    if "messages" in keys:
+    if has("messages", "messages"):
         return "messages"
-    if "conversations" in keys:
+    if has("sharegpt", "messages"):
         return "sharegpt"
-    if "instruction" in keys:
+    if has("alpaca", "prompt") or (conversion.prompt_template and has("alpaca", "response")):
         return "alpaca"
-    if "prompt" in keys and "completion" in keys:
+    if has("prompt_completion", "prompt") and (for_prompt or has("prompt_completion", "response")):
         return "prompt_completion"
-    raise JobError(f"{record.where}: unknown data format; keys seen: {', '.join(sorted(keys)) or '(none)'}. "
-                   f"Supported formats: {SFT_FORMAT_HELP}")
+    if not for_prompt and has("text", "text") and "label" not in data:
+        return "text"
+    keys = ", ".join(sorted(data)) or "(none)"
+    if for_prompt:
+        raise JobError(f"{record.where}: no prompt field; expected {PROMPT_FIELDS} (keys seen: {keys})")
+    raise JobError(f"{record.where}: unknown data format; keys seen: {keys}. Supported formats: {SFT_FORMAT_HELP}")
 
 
-def require_string(record: Record, key: str, fmt: str, optional: bool = False) -> str:
-    if key not in record.data:
+def record_label(record: Record) -> str:
+    return f"{record.where}: record {record.number}"
+
+
+def string_field(record: Record, key: str, fmt: str, optional: bool = False, hint: str = "") -> str:
+    """The string at ``key`` (dotted); missing or mistyped values raise a JobError naming file, line, field."""
+    try:
+        value = field_value(record.data, key)
+    except KeyError:
         if optional:
             return ""
-        raise JobError(f"{record.where}: record {record.number} is missing field '{key}' "
-                       f"required by the {fmt} format")
-    value = record.data[key]
+        raise JobError(f"{record_label(record)} is missing field '{key}' required by the {fmt} format"
+                       + (f"; {hint}" if hint else "")) from None
     if value is None and optional:
         return ""
     if not isinstance(value, str):
-        raise JobError(f"{record.where}: record {record.number} field '{key}' must be a string, "
-                       f"got {type(value).__name__}")
+        raise JobError(f"{record_label(record)} field '{key}' must be a string, got {type(value).__name__}"
+                       + (f"; {hint}" if hint else ""))
     return value
 
 
-def chat_messages(record: Record, key: str, role_key: str, content_key: str, roles: dict, fmt: str) -> tuple:
-    turns = record.data.get(key)
-    if not isinstance(turns, list) or not turns:
-        raise JobError(f"{record.where}: record {record.number} field '{key}' must be a non-empty list "
-                       f"of {{{role_key}, {content_key}}} objects")
+@lru_cache(maxsize=64)
+def cached_template(source: str, origin: str):
+    return compile_template(source, origin)
+
+
+def template_text(record: Record, conversion: Conversion, name: str) -> str:
+    source = getattr(conversion, name)
+    origin = f"{conversion.origin} {name}"
+    fields = {**conversion.variables, **record.data}
+    return render_template(cached_template(source, origin), origin, record.where, fields)
+
+
+def system_of(record: Record, conversion: Conversion, fmt: str) -> str:
+    """The record's own system field wins over the spec's system prompt."""
+    own = string_field(record, conversion.column(fmt, "system"), fmt, optional=True)
+    return own or conversion.system_prompt
+
+
+def answer_text(record: Record, conversion: Conversion, fmt: str, need_answer: bool) -> str:
+    if conversion.answer_template:
+        return template_text(record, conversion, "answer_template")
+    key = conversion.column(fmt, "response")
+    return string_field(record, key, fmt, optional=not need_answer,
+                        hint=f"map the answer with --columns response=FIELD, or write it with an --answer_template "
+                             f"such as '{{{{ {key.split('.')[-1]} | tojson }}}}'")
+
+
+def history_messages(record: Record, conversion: Conversion) -> list:
+    key = conversion.column("alpaca", "history")
+    if not has_field(record.data, key) or field_value(record.data, key) in (None, []):
+        return []
+    history = field_value(record.data, key)
+    pairs_ok = isinstance(history, list) and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(text, str) for text in pair)
+        for pair in history)
+    if not pairs_ok:
+        raise JobError(f"{record_label(record)} field '{key}' must be a list of [question, answer] string pairs")
     messages = []
-    for turn_number, turn in enumerate(turns, start=1):
-        if not isinstance(turn, dict) or role_key not in turn or content_key not in turn:
-            raise JobError(f"{record.where}: record {record.number} {key}[{turn_number}] is missing "
-                           f"'{role_key}' or '{content_key}' required by the {fmt} format")
-        role = roles.get(turn[role_key])
-        if role is None:
-            raise JobError(f"{record.where}: record {record.number} {key}[{turn_number}] has unknown "
-                           f"{role_key} '{turn[role_key]}'; use one of {', '.join(sorted(roles))}")
-        if not isinstance(turn[content_key], str):
-            raise JobError(f"{record.where}: record {record.number} {key}[{turn_number}].{content_key} "
-                           f"must be a string")
-        messages.append({"role": role, "content": turn[content_key]})
-    if messages[-1]["role"] != "assistant":
-        raise JobError(f"{record.where}: record {record.number} must end with an assistant turn "
-                       "(it is what the model learns to produce)")
-    return tuple(messages)
+    for question, answer in history:
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return messages
 
 
-def to_sft_example(record: Record, fmt: str) -> SftExample:
-    """Normalise one record of the given format, raising JobError on missing or mistyped fields."""
-    if fmt == "messages":
-        return SftExample(messages=chat_messages(record, "messages", "role", "content",
-                                                 {role: role for role in MESSAGE_ROLES}, fmt))
-    if fmt == "sharegpt":
-        return SftExample(messages=chat_messages(record, "conversations", "from", "value", SHAREGPT_ROLES, fmt))
-    if fmt == "alpaca":
-        instruction = require_string(record, "instruction", fmt)
-        extra_input = require_string(record, "input", fmt, optional=True)
-        output = require_string(record, "output", fmt)
-        system = require_string(record, "system", fmt, optional=True)
+def alpaca_example(record: Record, conversion: Conversion, need_answer: bool) -> SftExample:
+    fmt = "alpaca"
+    if conversion.prompt_template:
+        user = template_text(record, conversion, "prompt_template")
+    else:
+        instruction = string_field(record, conversion.column(fmt, "prompt"), fmt)
+        extra_input = string_field(record, conversion.column(fmt, "query"), fmt, optional=True)
         user = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": user}, {"role": "assistant", "content": output}]
-        return SftExample(messages=tuple(messages))
-    return SftExample(prompt=require_string(record, "prompt", fmt),
-                      completion=require_string(record, "completion", fmt))
+    system = system_of(record, conversion, fmt)
+    messages = ([{"role": "system", "content": system}] if system else []) + history_messages(record, conversion)
+    messages.append({"role": "user", "content": user})
+    answer = answer_text(record, conversion, fmt, need_answer)
+    if answer or need_answer:
+        messages.append({"role": "assistant", "content": answer})
+    return finish_chat(record, conversion, messages, [None] * len(messages), (), need_answer)
 
 
-def load_sft_examples(path) -> tuple:
+def chat_example(fmt: str, record: Record, conversion: Conversion, need_answer: bool) -> SftExample:
+    default_shape = SHAREGPT if fmt == "sharegpt" else MESSAGES
+    key = conversion.column(fmt, "messages")
+    shape = shape_with_tags(default_shape, conversion.tags, key)
+    try:
+        turns = field_value(record.data, key)
+    except KeyError:
+        raise JobError(f"{record_label(record)} is missing field '{key}' required by the {fmt} format") from None
+    messages, weights = chat_turns(turns, shape, record_label(record))
+    system = system_of(record, conversion, fmt)
+    if system and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system})
+        weights.insert(0, None)
+    tools_key = conversion.column(fmt, "tools")
+    tools = tool_list(field_value(record.data, tools_key), f"{record_label(record)} field '{tools_key}'") \
+        if has_field(record.data, tools_key) else ()
+    return finish_chat(record, conversion, messages, weights, tools, need_answer)
+
+
+def finish_chat(record, conversion, messages, weights, tools, need_answer) -> SftExample:
+    if conversion.variables:
+        messages = [{**message, "content": fill_placeholders(message["content"], conversion.variables)}
+                    for message in messages]
+    if need_answer and messages[-1]["role"] != "assistant":
+        raise JobError(f"{record_label(record)} must end with an assistant turn "
+                       "(it is what the model learns to produce)")
+    if not conversion.use_chat_template:
+        return without_chat_template(record, messages, tools)
+    keep_weights = tuple(weights) if any(weight is not None for weight in weights) else ()
+    return SftExample(messages=tuple(messages), tools=tuple(tools), weights=keep_weights)
+
+
+def without_chat_template(record: Record, messages: list, tools) -> SftExample:
+    """``use_chat_template: false``: one question and its answer as raw prompt + completion text."""
+    answer = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+    asked = messages[:-1] if answer else messages
+    if tools or any(message["role"] not in ("system", "user") for message in asked) \
+            or [m["role"] for m in asked].count("user") != 1:
+        raise JobError(f"{record_label(record)}: use_chat_template false takes single-turn records without tools "
+                       "(system, user, assistant); multi-turn and tool-calling chats need the chat template")
+    return SftExample(prompt="\n\n".join(message["content"] for message in asked), completion=answer)
+
+
+def prompt_completion_example(record: Record, conversion: Conversion, need_answer: bool) -> SftExample:
+    fmt = "prompt_completion"
+    prompt = template_text(record, conversion, "prompt_template") if conversion.prompt_template \
+        else string_field(record, conversion.column(fmt, "prompt"), fmt)
+    system = conversion.system_prompt
+    prompt = fill_placeholders(f"{system}\n\n{prompt}" if system else prompt, conversion.variables)
+    return SftExample(prompt=prompt, completion=fill_placeholders(
+        answer_text(record, conversion, fmt, need_answer), conversion.variables))
+
+
+def text_example(record: Record, conversion: Conversion, need_answer: bool) -> SftExample:
+    text = template_text(record, conversion, "prompt_template") if conversion.prompt_template \
+        else string_field(record, conversion.column("text", "text"), "text")
+    if not text.strip():
+        raise JobError(f"{record_label(record)} field '{conversion.column('text', 'text')}' is empty")
+    return SftExample(text=fill_placeholders(text, conversion.variables))
+
+
+CONVERTERS = {
+    "alpaca": alpaca_example,
+    "sharegpt": lambda record, conversion, need_answer: chat_example("sharegpt", record, conversion, need_answer),
+    "messages": lambda record, conversion, need_answer: chat_example("messages", record, conversion, need_answer),
+    "prompt_completion": prompt_completion_example,
+    "text": text_example,
+}
+
+
+def to_sft_example(record: Record, fmt: str, conversion: Conversion = PLAIN) -> SftExample:
+    """Normalise one training record of the given format, raising JobError on missing or mistyped fields."""
+    if fmt not in CONVERTERS:
+        raise JobError(f"{conversion.origin}: format '{fmt}' is for classification jobs (*-cls), not SFT")
+    return CONVERTERS[fmt](record, conversion, True)
+
+
+# What a model is asked to continue: a raw prompt string, or chat messages (a ToolPrompt when tools are offered).
+Prompt = Union[str, list]
+
+
+class ToolPrompt(list):
+    """Chat messages of a prompt that offers tools: a list, so it reads like any chat prompt, plus ``tools``."""
+
+    def __init__(self, messages, tools):
+        super().__init__(messages)
+        self.tools = tuple(tools)
+
+
+def prompt_of(example: SftExample, where: str):
+    """The prompt of an example: a raw prompt string, or the chat without its last answer."""
+    if example.text:
+        raise JobError(f"{where}: raw text records have no prompt; give `prompt` or chat records to infer from")
+    if not example.messages:
+        if not example.prompt:
+            raise JobError(f"{where}: `prompt` must be a non-empty string")
+        return example.prompt
+    messages = list(example.messages)
+    if messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    if not messages:
+        raise JobError(f"{where}: the conversation has no turn before the assistant's answer to use as a prompt")
+    return ToolPrompt(messages, example.tools) if example.tools else messages
+
+
+def record_prompt(record: Record, conversion: Conversion = PLAIN):
+    """The prompt of one inference record: the record converted with its answer optional, minus the answer."""
+    fmt = detect_format(record, conversion, for_prompt=True)
+    if fmt == "cls":
+        raise JobError(f"{conversion.origin}: format 'cls' trains classifiers; infer needs a generation format")
+    return prompt_of(CONVERTERS[fmt](record, conversion, False), record.where)
+
+
+def load_sft_examples(path, conversion: Conversion = PLAIN) -> tuple:
     """Read and validate an SFT data file; return ``(format name, [SftExample])``."""
     records = read_records(path)
-    fmt = detect_sft_format(records[0])
-    return fmt, [to_sft_example(record, fmt) for record in records]
-
-
-def label_kind(value) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return type(value).__name__
-
-
-def infer_label_schema(records: list, task_type: str = "auto", source: str = "data") -> LabelSchema:
-    """Decide classification vs regression from the label types, or as forced by ``task_type``.
-
-    Strings, integers or booleans → classes (sorted); floats (integers allowed among them) → regression.
-    """
-    first_of_kind = {}
-    for record in records:
-        first_of_kind.setdefault(label_kind(record.data["label"]), record.where)
-    kinds = set(first_of_kind)
-    unsupported = kinds - {"str", "int", "float", "bool"}
-    if unsupported:
-        kind = sorted(unsupported)[0]
-        raise JobError(f"{first_of_kind[kind]}: label must be a string, integer or number, got {kind}")
-    numeric = kinds <= {"int", "float"}
-    if task_type == "regression" or (task_type == "auto" and "float" in kinds and numeric):
-        if not numeric:
-            raise JobError(f"{source}: regression needs numeric labels; found "
-                           + ", ".join(f"{kind} (first at {first_of_kind[kind]})" for kind in sorted(kinds)))
-        return LabelSchema("regression", ())
-    if len(kinds) > 1:
-        raise JobError(f"{source}: labels have mixed types: "
-                       + ", ".join(f"{kind} (first at {first_of_kind[kind]})" for kind in sorted(kinds))
-                       + ". Use all strings or all integers for classes, or numbers for regression")
-    if kinds == {"float"}:
-        raise JobError(f"{source}: float labels mean regression; drop --task_type classification "
-                       "or use string/integer class labels")
-    labels = tuple(sorted({record.data["label"] for record in records}))
-    if len(labels) < 2:
-        raise JobError(f"{source}: classification needs at least 2 distinct labels, found {list(labels)}")
-    return LabelSchema("single_label_classification", labels)
-
-
-def load_cls_records(path) -> list:
-    """Read and validate a text/label data file."""
-    records = read_records(path)
-    for record in records:
-        missing = [key for key in ("text", "label") if key not in record.data]
-        if missing and record.number == 1 and len(missing) == 2:
-            raise JobError(f"{record.where}: unknown data format; keys seen: "
-                           f"{', '.join(sorted(record.data)) or '(none)'}. Supported format: {CLS_FORMAT_HELP}")
-        if missing:
-            raise JobError(f"{record.where}: record {record.number} is missing field '{missing[0]}' "
-                           "required by the text/label format")
-        if not isinstance(record.data["text"], str):
-            raise JobError(f"{record.where}: record {record.number} field 'text' must be a string")
-    return records
-
-
-def check_labels_known(records: list, schema: LabelSchema) -> None:
-    """Eval labels must be classes seen in training (the label map is fixed by the training data)."""
-    if schema.problem_type == "regression":
-        for record in records:
-            if label_kind(record.data["label"]) not in ("int", "float"):
-                raise JobError(f"{record.where}: regression label must be a number, got {record.data['label']!r}")
-        return
-    for record in records:
-        if record.data["label"] not in schema.labels:
-            raise JobError(f"{record.where}: label {record.data['label']!r} does not occur in the training data "
-                           f"(known labels: {', '.join(map(str, schema.labels))})")
-
-
-def split_train_eval(items: list, fraction: float, seed: int) -> tuple:
-    """Hold out ``fraction`` of the items (at least one when fraction > 0) with a seeded shuffle."""
-    if fraction <= 0:
-        return list(items), []
-    if fraction >= 1:
-        raise JobError(f"--val_set_size {fraction} must be below 1 (it is the fraction held out for evaluation)")
-    order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
-    held_out = max(1, round(len(items) * fraction))
-    if held_out >= len(items):
-        raise JobError(f"--val_set_size {fraction} leaves no training records out of {len(items)}")
-    eval_ids = set(order[:held_out])
-    return ([item for i, item in enumerate(items) if i not in eval_ids],
-            [item for i, item in enumerate(items) if i in eval_ids])
+    fmt = detect_format(records[0], conversion)
+    return fmt, [to_sft_example(record, fmt, conversion) for record in records]

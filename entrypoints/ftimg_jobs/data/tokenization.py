@@ -2,12 +2,15 @@
 
 Chats are rendered with the tokenizer's chat template (model/chat_template.py's
 when it has none) one assistant turn at a time, so exactly the assistant's
-tokens are trained. Raw prompt/completion records are used verbatim: prompt
-masked, completion + EOS trained. Only the tokenizer's ``__call__`` and
+tokens are trained; an assistant turn with weight 0 is masked too. Tools go
+through the template's own tool support or the text fallback of data/tool_text.py.
+Raw prompt/completion records are used verbatim: prompt masked, completion + EOS
+trained. Raw text (continued pre-training): BOS + text + EOS, every token trained. Only the tokenizer's ``__call__`` and
 ``apply_chat_template`` are used, so this stays torch-free and testable with a
 fake tokenizer.
 """
 
+from ftimg_jobs.data.tool_text import as_plain_turns, needs_tools, template_handles_tools
 from ftimg_jobs.errors import JobError
 
 IGNORE_INDEX = -100
@@ -16,33 +19,54 @@ def token_ids(tokenizer, text: str, add_special_tokens: bool = False) -> list:
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]) if text else []
 
 
-def render(tokenizer, messages, add_generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                         add_generation_prompt=add_generation_prompt)
+def template_messages(tokenizer, messages, tools) -> tuple:
+    """``(messages, tools)`` as this tokenizer's template takes them: natively, or tools written as text."""
+    tools = tuple(tools or getattr(messages, "tools", ()))
+    if needs_tools(messages, tools) and not template_handles_tools(tokenizer):
+        return as_plain_turns(messages, tools), ()
+    return [dict(message) for message in messages], tools
 
 
-def chat_segments(tokenizer, messages) -> list:
-    """Split a rendered chat into ``(text, is_assistant_output)`` pieces, in order."""
+def render(tokenizer, messages, add_generation_prompt: bool, tools=()) -> str:
+    """The chat as text; ``tools`` (or a ToolPrompt's own) are offered to the model."""
+    messages, tools = template_messages(tokenizer, messages, tools)
+    extra = {"tools": list(tools)} if tools else {}
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                         **extra)
+
+
+def chat_segments(tokenizer, messages, tools=(), weights=()) -> list:
+    """Split a rendered chat into ``(text, is_trained)`` pieces, in order.
+
+    An assistant turn is trained unless its weight (``weights[index]``) is 0.
+    """
     segments, rendered = [], ""
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt = render(tokenizer, messages[:index], add_generation_prompt=True)
-        through_answer = render(tokenizer, messages[:index + 1], add_generation_prompt=False)
+        prompt = render(tokenizer, messages[:index], add_generation_prompt=True, tools=tools)
+        through_answer = render(tokenizer, messages[:index + 1], add_generation_prompt=False, tools=tools)
         if not prompt.startswith(rendered) or not through_answer.startswith(prompt):
             raise JobError("the tokenizer's chat template renders earlier turns differently once later turns "
                            "are added, so prompt tokens cannot be masked; pass --train_on_prompt True "
                            "or set a prefix-stable chat template")
         segments.append((prompt[len(rendered):], False))
-        segments.append((through_answer[len(prompt):], True))
+        trained = not weights or weights[index] is None or weights[index] == 1
+        segments.append((through_answer[len(prompt):], trained))
         rendered = through_answer
     return segments
 
 
 def tokenize_example(example, tokenizer, max_length, train_on_prompt: bool) -> tuple:
     """Return ``(input_ids, labels)`` truncated to ``max_length`` (None: no truncation)."""
+    if example.text:
+        ids = token_ids(tokenizer, example.text, add_special_tokens=True)
+        if tokenizer.eos_token_id is not None:
+            ids.append(tokenizer.eos_token_id)
+        return ids[:max_length], list(ids[:max_length])
     if example.messages:
-        pieces = [(token_ids(tokenizer, text), trained) for text, trained in chat_segments(tokenizer, example.messages)]
+        pieces = [(token_ids(tokenizer, text), trained) for text, trained
+                  in chat_segments(tokenizer, example.messages, example.tools, example.weights)]
     else:
         completion = token_ids(tokenizer, example.completion)
         if tokenizer.eos_token_id is not None:

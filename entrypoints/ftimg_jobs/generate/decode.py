@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from ftimg_jobs.data.prompts import Prompt
+from ftimg_jobs.data.formats import Prompt
 from ftimg_jobs.data.tokenization import render
 
 

@@ -25,7 +25,9 @@ from ftimg_jobs.args.data import ClsDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
 from ftimg_jobs.args.speed import SpeedArguments
 from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
-from ftimg_jobs.data.formats import check_labels_known, infer_label_schema, load_cls_records, split_train_eval
+from ftimg_jobs.data.labels import check_labels_known, infer_label_schema
+from ftimg_jobs.data.loading import load_cls_data
+from ftimg_jobs.data.mixing import split_train_eval
 from ftimg_jobs.model.lora import count_parameters
 from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
@@ -70,9 +72,12 @@ def main(job: str, argv: list) -> int:
     parsed, log, resumed_from, started = start.parsed, start.log, start.resumed_from, start.started
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
 
-    records = load_cls_records(data_args.data_path)
-    if data_args.eval_data_path:
-        eval_records = load_cls_records(data_args.eval_data_path)
+    data = load_cls_data(data_args, data_args.data_path, training_args.seed)
+    for note in data.notes:
+        log.info(note)
+    records = data.train
+    if data.eval is not None:
+        eval_records = data.eval
     else:
         records, eval_records = split_train_eval(records, data_args.val_set_size, training_args.seed)
     schema = infer_label_schema(records, data_args.task_type, source=data_args.data_path)
@@ -123,7 +128,7 @@ def main(job: str, argv: list) -> int:
 
     return finish_run(
         trainer, job=job, parsed=parsed.instances, stop=stop, train_output=train_output, started=started,
-        data_files=data_files_info({"train": data_args.data_path, "eval": data_args.eval_data_path}),
+        data_files=data_files_info(data.files),
         attention=attention, eval_metrics=eval_metrics, resumed_from=resumed_from,
         extra={"problem_type": schema.problem_type, "label_map": schema.to_json(),
                "tokenizer_notes": tokenizer_notes, "parameters": count_parameters(model),

@@ -9,7 +9,8 @@ Launch:
   docker run --gpus all IMAGE infer ...                        # the same, inside the image
 
 Input: one JSON object per line with an optional `id` (default: the 0-based line number)
-and a prompt in any SFT format (`messages`, `conversations`, `instruction`/`input`, `prompt`).
+and a prompt in any SFT format (`messages`, `conversations`, `instruction`/`input`, `prompt`),
+or fields described by --dataset_spec / --columns / --prompt_template (the prompt side of a spec).
 Chat formats go through the tokenizer's chat template; a `prompt` string is continued
 verbatim, the way the SFT jobs train prompt/completion records.
 Output: one line per input id, in input order: {id, prompt, generated_text,
@@ -33,7 +34,7 @@ from ftimg_jobs.args.checks import generation_problems, model_problems, raise_pr
 from ftimg_jobs.args.generation import GenerationArguments
 from ftimg_jobs.args.model import AdapterArguments, ModelArguments
 from ftimg_jobs.args.parser import parse_job_args
-from ftimg_jobs.data.prompts import extract_prompt
+from ftimg_jobs.data.loading import prompt_conversion
 from ftimg_jobs.generate.batching import batches, rank_share, sort_longest_first
 from ftimg_jobs.generate.decode import generate_batch, generation_config, prompt_token_ids, render_prompt
 from ftimg_jobs.generate.input import read_input_records
@@ -64,7 +65,7 @@ def main(job: str, argv: list) -> int:
     raise_problems(job, model_problems(model_args) + generation_problems(args))
     started = time.time()
     lock = claim_output_file(job, parsed)
-    records = read_input_records(args.input_path, extract_prompt)
+    records = read_input_records(args.input_path, prompt_conversion(args))
     input_ids = [record.id for record in records]
     tokenizer, _notes = load_tokenizer(tokenizer_source(model_args.model_name_or_path,
                                                         adapter_args.adapter_name_or_path),

@@ -9,8 +9,9 @@ Explicit torchrun / DeepSpeed / YAML config:
     python -m ftimg_jobs lora-sft my.yaml --lora_r 16
 Two nodes: NNODES=2 NODE_RANK=0|1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 python -m ftimg_jobs lora-sft ...
 
-Records may be alpaca, sharegpt, OpenAI messages or prompt/completion (JSON or
-JSONL). Only assistant/completion tokens are trained unless --train_on_prompt.
+Records may be alpaca, sharegpt, OpenAI messages (tools, typed parts, per-turn
+weights), prompt/completion or raw text (JSON, JSONL, CSV, Parquet), or any
+fields described by --dataset_spec FILE (entrypoints/data/README.md). Only assistant/completion tokens are trained unless --train_on_prompt.
 """
 
 
@@ -20,7 +21,8 @@ from ftimg_jobs.args.data import SftDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
 from ftimg_jobs.args.speed import SpeedArguments
 from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
-from ftimg_jobs.data.formats import load_sft_examples, split_train_eval
+from ftimg_jobs.data.loading import load_sft_data
+from ftimg_jobs.data.mixing import split_train_eval
 from ftimg_jobs.data.tokenization import pack_sequences, tokenize_examples
 from ftimg_jobs.errors import JobError
 from ftimg_jobs.model.lora import count_parameters
@@ -55,9 +57,16 @@ def main(job: str, argv: list) -> int:
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
 
     tokenizer, tokenizer_notes = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
-    data_format, examples = load_sft_examples(data_args.data_path)
-    if data_args.eval_data_path:
-        _, eval_examples = load_sft_examples(data_args.eval_data_path)
+    data = load_sft_data(data_args, data_args.data_path, training_args.seed)
+    data_format, examples = data.format, data.train
+    for note in data.notes:
+        log.info(note)
+    if "text" in data_format.split("+") and not data_args.packing:
+        # Continued pre-training learns every token of long documents: blocks, not truncated examples.
+        log.info("data: raw text records, so --packing True (blocks of --model_max_length tokens)")
+        data_args.packing = True
+    if data.eval is not None:
+        eval_examples = data.eval
     else:
         examples, eval_examples = split_train_eval(examples, data_args.val_set_size, training_args.seed)
     train_dataset = build_dataset(examples, tokenizer, data_args, log, data_args.data_path)
@@ -86,7 +95,7 @@ def main(job: str, argv: list) -> int:
 
     return finish_run(
         trainer, job=job, parsed=parsed.instances, stop=stop, train_output=train_output, started=started,
-        data_files=data_files_info({"train": data_args.data_path, "eval": data_args.eval_data_path}),
+        data_files=data_files_info(data.files),
         attention=attention, eval_metrics=eval_metrics, resumed_from=resumed_from,
         extra={"data_format": data_format, "tokenizer_notes": tokenizer_notes,
                "parameters": count_parameters(model), "precision_note": parsed.notes["precision"],

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from ftimg_jobs.data.formats import (
-    check_labels_known, infer_label_schema, load_cls_records, load_sft_examples, read_records, split_train_eval)
+from ftimg_jobs.data.formats import load_sft_examples
+from ftimg_jobs.data.labels import check_labels_known, infer_label_schema, load_cls_records
+from ftimg_jobs.data.mixing import split_train_eval
+from ftimg_jobs.data.records import read_records
 from ftimg_jobs.errors import JobError
 
 
