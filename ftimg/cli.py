@@ -26,6 +26,7 @@ from .push import push_image
 from .run import (follow_run, job_container, list_job_containers, make_output_dirs, prepare_run, start_run,
                   stop_job)
 from .runspec import RunOptions
+from .secrets import collect_secrets, compose_secrets, passed_secret_names, split_secret_flags
 from .spec import load_specs
 from .verify import verify_image
 
@@ -260,8 +261,14 @@ CONTAINER_OPTIONS = (
     click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]",
                  help="Override a limit (defaults: memlock=-1, stack=67108864)."),
     click.option("-e", "--env", "env", multiple=True, metavar="NAME[=VALUE]",
-                 help="Pass a variable; NAME alone takes the value it has where the job starts (use that for "
-                      "secrets). Files (compose, sbatch) take names only: no value is written."),
+                 help="Pass a variable; NAME alone takes the value it has where the job starts. `ftimg run` "
+                      "stores the value in the container's configuration, which `docker inspect` shows: give "
+                      "secrets with --secret. Files (compose, sbatch) take names only: no value is written."),
+    click.option("--secret", "secrets", multiple=True, metavar="NAME[=FILE]",
+                 help="Hand the job a secret as the read-only file /run/secrets/NAME, exported as $NAME when it "
+                      "starts: NAME alone takes your $NAME, NAME=FILE reads FILE. Unlike -e, no value is in "
+                      "`docker inspect`, the compose file or the batch script. Secret flags (--hub_token) go "
+                      "the same way."),
     click.option("--hf-cache", type=click.Path(file_okay=False),
                  help="Host directory mounted as the job's Hugging Face cache (HF_HOME)."),
 )
@@ -288,7 +295,7 @@ def container_options(command):
 @click.option("-d", "--detach", is_flag=True, help="Start the job and return; the container is kept.")
 @click.argument("job")
 @click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
-def run(image, gpus, ipc, shm_size, ulimits, env, env_files, hf_cache, user, name, network, stop_timeout,
+def run(image, gpus, ipc, shm_size, ulimits, env, secrets, env_files, hf_cache, user, name, network, stop_timeout,
         keep, detach, job, job_args):
     """Run JOB of the train image in a container, on your files, as you.
 
@@ -308,10 +315,12 @@ def run(image, gpus, ipc, shm_size, ulimits, env, env_files, hf_cache, user, nam
       ftimg run --gpus device=0,2 -e HF_TOKEN --hf-cache ~/.cache/huggingface \\
           lora-sft config.yaml --num_train_epochs 2
       ftimg run -d infer --input_path prompts.jsonl --output_path out/pred.jsonl
+      ftimg run --secret HF_TOKEN lora-sft --push_to_hub --hub_model_id me/my-lora
     """
     client = engine.connect()
     options = RunOptions(image=image or _default_image(), job=job, job_args=list(job_args), gpus=gpus,
-                         ipc=ipc, shm_size=shm_size, ulimits=list(ulimits), env=list(env), hf_cache=hf_cache,
+                         ipc=ipc, shm_size=shm_size, ulimits=list(ulimits), env=list(env), secrets=list(secrets),
+                         hf_cache=hf_cache,
                          user=user, name=name, network=network, stop_timeout=stop_timeout)
     spec = prepare_run(client, options, env_files=list(env_files))
     for note in spec.notes:
@@ -323,6 +332,8 @@ def run(image, gpus, ipc, shm_size, ulimits, env, env_files, hf_cache, user, nam
          + (f", env {', '.join(sorted(spec.environment))}" if spec.environment else ""))
     for mount in spec.mounts:
         _say(f"  {mount.source} -> {mount.target} ({'ro' if mount.read_only else 'rw'})")
+    if spec.secrets:
+        _say(f"  secrets {', '.join(s.describe() for s in spec.secrets)} -> /run/secrets (ro)")
     # Set both explicitly: a shell script or CI runner that starts ftimg in the background
     # hands it SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -407,8 +418,8 @@ def stop(name, stop_timeout, remove):
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.argument("job")
 @click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
-def compose(nodes, gpus_per_node, master_addr, master_port, image, ipc, shm_size, ulimits, env, hf_cache, output,
-            job, job_args):
+def compose(nodes, gpus_per_node, master_addr, master_port, image, ipc, shm_size, ulimits, env, secrets, hf_cache,
+            output, job, job_args):
     """Write a docker compose file that runs JOB on NODES nodes with GPUS-PER-NODE GPUs each.
 
     Host paths in the job flags become bind mounts, as with `ftimg run`. Services are
@@ -427,13 +438,17 @@ def compose(nodes, gpus_per_node, master_addr, master_port, image, ipc, shm_size
         raise FtimgError("--env takes names only in a compose file (values stay out of the file); "
                          "set them in the environment of `docker compose up`")
     options = RunOptions(image=image or _default_image(), job=job, job_args=list(job_args), ipc=ipc,
-                         shm_size=shm_size, ulimits=list(ulimits), hf_cache=hf_cache)
+                         shm_size=shm_size, ulimits=list(ulimits), hf_cache=hf_cache, secrets=list(secrets))
     # Only SUDO_* (to find the real user): this shell's NCCL/CUDA settings are not baked into the file.
     sudo_env = {k: v for k, v in os.environ.items() if k.startswith("SUDO_")}
     spec = prepare_run(engine.connect(), options, host_env=sudo_env)
     for note in spec.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
-    model = compose_model(spec, nodes, gpus_per_node, master_addr, master_port, list(env))
+    secret_names, secret_notes = passed_secret_names(spec.secrets, "compose file")
+    for note in secret_notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    model = compose_secrets(compose_model(spec, nodes, gpus_per_node, master_addr, master_port,
+                                          sorted({*env, *secret_names})), spec.secrets)
     make_output_dirs(spec)
     header = (f"ftimg compose: {job} on {nodes} node(s) x {gpus_per_node or 'CPU'} "
               f"{'GPU' if gpus_per_node else 'process'}(s) each, {spec.image}\n"

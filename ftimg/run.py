@@ -11,7 +11,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -22,6 +22,7 @@ from .errors import FtimgError
 from .labels import RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
 from .runspec import (RunOptions, RunSpec, build_run_spec, config_file_of, host_path, image_jobs,
                       missing_gpu_runtime, parse_env_file)
+from .secret_files import secret_mounts
 
 RLIMIT_ERROR = re.compile(r"rlimit type (\d+)|RLIMIT_([A-Z]+)")
 RLIMIT_NAMES = {0: "cpu", 1: "fsize", 2: "data", 3: "stack", 4: "core", 5: "rss", 6: "nproc", 7: "nofile",
@@ -132,7 +133,14 @@ def start_run(client, spec: RunSpec, on_event: OnEvent = lambda _: None) -> str:
     An engine that may not raise a limit (rootless Docker cannot lift memlock above
     its own) refuses to start the container: the job then runs with the engine's
     limit for that one, and on_event says so and how to lift it.
+
+    Secrets are bind-mounted files that exist on the host only until the container has started.
     """
+    with secret_mounts(spec.secrets, os.environ) as secret_files:
+        return _create_and_start(client, replace(spec, mounts=[*spec.mounts, *secret_files]), on_event)
+
+
+def _create_and_start(client, spec: RunSpec, on_event: OnEvent) -> str:
     make_output_dirs(spec)
     while True:
         engine.create_job_container(client, spec)

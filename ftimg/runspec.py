@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 
 from .errors import FtimgError
 from .labels import JOBS_LABEL, RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
+from .secrets import SecretInput, collect_secrets, exposed_env_note, is_secret, split_secret_flags
 
 # Host paths appear in the container under this prefix, at their absolute host path:
 # ./data.jsonl run from /home/me/proj is /mnt/host/home/me/proj/data.jsonl inside.
@@ -67,6 +68,7 @@ class RunOptions:
     shm_size: str | None = None
     ulimits: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)  # --secret NAME or NAME=FILE
     hf_cache: str | None = None
     user: str | None = None
     name: str | None = None
@@ -93,6 +95,8 @@ class RunSpec:
     init: bool = True
     create_dirs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Handed over as /run/secrets/NAME, never in command, environment or labels (secret_files.py).
+    secrets: list[SecretInput] = field(default_factory=list)
 
 
 def image_jobs(labels: Mapping[str, str], image: str) -> list[dict]:
@@ -347,9 +351,15 @@ def build_run_spec(options: RunOptions, jobs: list[dict], host_env: Mapping[str,
                    env_file_values: dict[str, str] | None = None) -> RunSpec:
     """Everything the container is created with; raises FtimgError on a bad option or job."""
     job = find_job(jobs, options.job, options.image)
-    argv, mounts, create, notes = rewrite_job_args(job, options.job_args, config, cwd, path_kind)
+    job_args, flag_secrets = split_secret_flags(options.job_args)
+    argv, mounts, create, notes = rewrite_job_args(job, job_args, config, cwd, path_kind)
     environment, env_notes = job_environment(options.env, env_file_values or {}, host_env)
     notes += env_notes
+    secrets = collect_secrets(flag_secrets, options.secrets, environment, cwd)
+    notes += [exposed_env_note(name) for name in sorted(environment) if is_secret(name)]
+    notes += [f"{config_file_of(options.job_args)}: {key} is a secret; the file is mounted read-only into the job, "
+              "which keeps the value out of everything it saves (--secret keeps it out of the file too)"
+              for key in (config or {}) if is_secret(key)]
     if options.hf_cache:
         cache = host_path(options.hf_cache, cwd)
         mounts.append(Mount(cache, HF_CACHE_TARGET, read_only=False))
@@ -380,6 +390,7 @@ def build_run_spec(options: RunOptions, jobs: list[dict], host_env: Mapping[str,
         stop_timeout=options.stop_timeout,
         create_dirs=create,
         notes=notes,
+        secrets=secrets,
     )
 
 

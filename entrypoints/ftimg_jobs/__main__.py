@@ -14,6 +14,7 @@ import sys
 from ftimg_jobs.catalogue import describe_jobs, find_job, load_catalogue
 from ftimg_jobs.errors import JobError
 from ftimg_jobs.launch import SIGNAL_EXIT_CODES, build_launch_command, run_launch
+from ftimg_jobs.secrets import export_secret_files, say, secrets_summary
 
 USAGE = "usage: python -m ftimg_jobs JOB [config.yaml] [--flag value ...]   (JOB --help lists its flags)"
 
@@ -32,6 +33,10 @@ def exit_on_signal(signum, _frame):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Before anything else: /run/secrets/NAME (ftimg run --secret, --hub_token) becomes $NAME.
+    summary = secrets_summary(os.environ, export_secret_files(os.environ))
+    if summary and "LOCAL_RANK" not in os.environ:
+        say(summary)
     signal.signal(signal.SIGTERM, exit_on_signal)
     jobs = load_catalogue()
     if not argv or argv[0] in ("-h", "--help"):

@@ -8,20 +8,15 @@ import hashlib
 import dataclasses
 import importlib.metadata
 import json
-import re
 from pathlib import Path
 
-# Matched against the words of a name (split on _ and -), so HF_TOKEN and hub_token
-# are secrets while max_new_tokens and keep_* are not.
-SECRET_WORDS = {"TOKEN", "KEY", "APIKEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIALS"}
+# The one rule, shared with the host tool: HF_TOKEN and hub_token are secrets, max_new_tokens is not.
+from ftimg_jobs.secrets import is_secret
+
 RECORDED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "deepspeed", "bitsandbytes",
                      "tokenizers", "datasets", "flash-attn")
 RECORDED_ENV_PREFIXES = ("FTIMG_", "CUDA_VISIBLE_DEVICES", "NNODES", "NODE_RANK", "NPROC_PER_NODE",
                          "MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NCCL_")
-
-
-def is_secret(name: str) -> bool:
-    return not SECRET_WORDS.isdisjoint(re.split(r"[_\-.]+", str(name).upper()))
 
 
 def scrub_secrets(value):

@@ -19,6 +19,7 @@ from ftimg_jobs.launch import BACKEND_ENV
 from ftimg_jobs.model.adapter import adapter_base_model
 from ftimg_jobs.model.precision import training_precision_tokens
 from ftimg_jobs.paths import DEEPSPEED_DIR, default_model_path
+from ftimg_jobs.secrets import clear_secret_fields, say
 
 # Defaults every training job starts from; the catalogue entry, YAML and CLI override them.
 COMMON_TRAINING_DEFAULTS = {
@@ -92,6 +93,10 @@ def parse_job_args(job: str, argv: list, dataclass_types: tuple) -> ParsedArgs:
         raise JobError(f"unexpected argument(s): {' '.join(remaining)}. Flags take the form --name value; "
                        "a YAML config file may only come first")
     fill_model_path(instances)
+    # Before anything can save or log an argument: a token lives in the environment, not in training_args.bin.
+    for note in clear_secret_fields(instances, argv, os.environ):
+        if os.environ.get("RANK", "0") == "0":
+            say(note)
     for instance in instances:
         if isinstance(instance, TrainingArguments) and instance.gradient_checkpointing \
                 and not instance.gradient_checkpointing_kwargs:
