@@ -29,6 +29,7 @@ from .tarstream import tar_stream
 
 BUILDER_LABEL = "org.ftimg.builder-of"  # set in docker/stack.Dockerfile's builder stage
 CATALOGUE = Path("entrypoints/ftimg_jobs/catalogue.json")
+FLAG_TABLE = Path("entrypoints/ftimg_jobs/flags.json")
 Progress = Callable[[str], None]
 
 
@@ -122,6 +123,11 @@ def load_jobs(root: Path) -> list[dict]:
     return json.loads((root / CATALOGUE).read_text())["jobs"]
 
 
+def load_flag_renames(root: Path) -> dict[str, str]:
+    """The jobs' flag renames the train image advertises in its `org.ftimg.flags` label."""
+    return json.loads((root / FLAG_TABLE).read_text())["renamed"]
+
+
 def current_stack(paths: ProjectPaths, profile: LockedProfile) -> str:
     """The stack image tag the lock and the recipe in docker/ call for."""
     return stack_tag(profile, recipe_digest(paths.docker))
@@ -152,7 +158,8 @@ def build_profile(client, paths: ProjectPaths, profile: LockedProfile, nocache: 
     optional = json.loads(stack_labels.get("org.ftimg.optional", "{}"))
     tags = train_tags(profile)
     on_progress(f"building {tags[0]}")
-    labels = image_labels(profile, source_revision(paths.root), optional, load_jobs(paths.root))
+    labels = image_labels(profile, source_revision(paths.root), optional, load_jobs(paths.root),
+                          load_flag_renames(paths.root))
     dockerfile = write_train_dockerfile(paths, profile, labels)
     image_id = engine.build_image(client, paths.root, dockerfile, tags[0], train_buildargs(stack_ref),
                                   nocache=nocache, on_line=on_progress)

@@ -41,7 +41,7 @@ def key_versions(profile: LockedProfile) -> dict[str, str]:
 
 
 def image_labels(profile: LockedProfile, revision: str, optional_status: dict[str, str],
-                 jobs: list[dict] | None = None) -> dict[str, str]:
+                 jobs: list[dict] | None = None, flag_renames: dict[str, str] | None = None) -> dict[str, str]:
     """OCI labels by which an image describes itself (`ftimg verify` and `ftimg run` read them)."""
     labels = {
         "org.opencontainers.image.title": TRAIN_REPO if jobs is not None else STACK_REPO,
@@ -58,6 +58,8 @@ def image_labels(profile: LockedProfile, revision: str, optional_status: dict[st
     }
     if jobs is not None:
         labels[f"{LABEL_PREFIX}.jobs"] = json.dumps(jobs, separators=(",", ":"), sort_keys=True)
+    if flag_renames:
+        labels[f"{LABEL_PREFIX}.flags"] = json.dumps(flag_renames, separators=(",", ":"), sort_keys=True)
     return labels
 
 
@@ -71,6 +73,8 @@ def train_buildargs(stack_image: str) -> dict[str, str]:
 
 # Labels `ftimg run` reads from images and sets on the job containers it creates (`ftimg ps` finds them).
 JOBS_LABEL = f"{LABEL_PREFIX}.jobs"
+# The jobs' flag renames (flags.json "renamed"), so `ftimg run` knows --train_data carries a path.
+FLAGS_LABEL = f"{LABEL_PREFIX}.flags"
 PROFILE_LABEL = f"{LABEL_PREFIX}.profile"
 LOCK_HASH_LABEL = f"{LABEL_PREFIX}.lock-hash"
 RUN_JOB_LABEL = f"{LABEL_PREFIX}.run.job"

@@ -7,6 +7,7 @@ directories, and drives the container. It reports through callbacks and never pr
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ from .runspec import (RunOptions, RunSpec, build_run_spec, config_file_of, host_
                       missing_gpu_runtime, parse_env_file)
 from .secret_files import secret_mounts
 
+log = logging.getLogger(__name__)
 RLIMIT_ERROR = re.compile(r"rlimit type (\d+)|RLIMIT_([A-Z]+)")
 RLIMIT_NAMES = {0: "cpu", 1: "fsize", 2: "data", 3: "stack", 4: "core", 5: "rss", 6: "nproc", 7: "nofile",
                 8: "memlock", 9: "as", 10: "locks", 11: "sigpending", 12: "msgqueue", 13: "nice", 14: "rtprio",
@@ -132,7 +134,7 @@ def start_run(client, spec: RunSpec, on_event: OnEvent = lambda _: None) -> str:
 
     An engine that may not raise a limit (rootless Docker cannot lift memlock above
     its own) refuses to start the container: the job then runs with the engine's
-    limit for that one, and on_event says so and how to lift it.
+    limit for that one (`ftimg doctor` reports it once, with how to lift it).
 
     Secrets are bind-mounted files that exist on the host only until the container has started.
     """
@@ -152,11 +154,9 @@ def _create_and_start(client, spec: RunSpec, on_event: OnEvent) -> str:
             name = refused_ulimit(str(exc))
             if name not in spec.ulimits:
                 raise
-            soft, hard = spec.ulimits.pop(name)
-            on_event(f"warning: the Docker engine may not raise the {name} limit to "
-                     f"{'unlimited' if soft < 0 else soft}; the job runs with the engine's own {name} limit. "
-                     f"To lift it, raise the engine's limit (e.g. LimitMEMLOCK=infinity for docker.service) "
-                     f"or pass --ulimit {name}=N with a value it allows")
+            soft, _hard = spec.ulimits.pop(name)
+            # Said once per host by `ftimg doctor` (its memlock check), not on every run.
+            log.debug("engine refused --ulimit %s=%s; running with the engine's own limit", name, soft)
 
 
 def follow_run(client, name: str, stop_timeout: int, keep: bool, on_output: OnOutput,

@@ -15,13 +15,15 @@ from pathlib import PurePosixPath
 from typing import Callable, Mapping
 
 from .errors import FtimgError
-from .labels import JOBS_LABEL, RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
+from .labels import FLAGS_LABEL, JOBS_LABEL, RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
 from .secrets import SecretInput, collect_secrets, exposed_env_note, is_secret, split_secret_flags
 
 # Host paths appear in the container under this prefix, at their absolute host path:
 # ./data.jsonl run from /home/me/proj is /mnt/host/home/me/proj/data.jsonl inside.
 HOST_PREFIX = "/mnt/host"
 HF_CACHE_TARGET = "/mnt/hf-cache"
+# The job maps container paths in its error messages back to what the user typed.
+PATH_MAP_ENV = "FTIMG_PATH_MAP"
 # Flags the job writes to: mounted read-write (a file flag mounts its directory).
 OUTPUT_FLAGS = {"output_dir": "dir", "output_path": "file"}
 # Where the jobs write when given no output flag (the jobs' own defaults, relative to cwd).
@@ -106,9 +108,12 @@ def image_jobs(labels: Mapping[str, str], image: str) -> list[dict]:
         raise FtimgError(f"{image} carries no {JOBS_LABEL} label: it is not an ftimg train image. "
                          "Build one with `ftimg build` or pass --image ftimg/train:PROFILE")
     try:
-        return json.loads(raw)
+        jobs = json.loads(raw)
+        renames = json.loads(labels.get(FLAGS_LABEL) or "{}")
     except json.JSONDecodeError as exc:
-        raise FtimgError(f"{image}: label {JOBS_LABEL} is not valid JSON ({exc})") from None
+        raise FtimgError(f"{image}: label {JOBS_LABEL} or {FLAGS_LABEL} is not valid JSON ({exc})") from None
+    # The image's own flag table, so a flag it renames (--train_data) is mounted like its target (--data_path).
+    return [{**job, "flag_renames": renames} for job in jobs] if renames else jobs
 
 
 def find_job(jobs: list[dict], name: str, image: str) -> dict:
@@ -224,8 +229,10 @@ def config_file_of(job_args: list[str]) -> str | None:
     return None
 
 
-def canonical_flag(name: str) -> str:
-    return name.replace("-", "_")
+def canonical_flag(name: str, renames: Mapping[str, str] | None = None) -> str:
+    """`lora-r` -> `lora_r`; a flag the image's table renames -> its ftimg name (as the jobs do)."""
+    name = name.replace("-", "_")
+    return (renames or {}).get(name, name)
 
 
 def host_path(value: str, cwd: str) -> str:
@@ -275,14 +282,15 @@ def _inside(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def _flag_positions(tokens: list[str], path_flags: set[str]) -> list[tuple[int, str, str, bool]]:
+def _flag_positions(tokens: list[str], path_flags: set[str],
+                    renames: Mapping[str, str]) -> list[tuple[int, str, str, bool]]:
     """(index, flag, value, joined) for each path flag: `--flag value` and `--flag=value`."""
     found = []
     for index, token in enumerate(tokens):
         if not token.startswith("--"):
             continue
         name, joined, value = token[2:].partition("=")
-        flag = canonical_flag(name)
+        flag = canonical_flag(name, renames)
         if flag not in path_flags:
             continue
         if joined:
@@ -293,17 +301,19 @@ def _flag_positions(tokens: list[str], path_flags: set[str]) -> list[tuple[int, 
 
 
 def rewrite_job_args(job: dict, job_args: list[str], config: Mapping | None, cwd: str,
-                     path_kind: PathKind) -> tuple[list[str], list[Mount], list[str], list[str]]:
+                     path_kind: PathKind) -> tuple[list[str], list[Mount], list[str], list[str], dict[str, str]]:
     """Rewrite host paths in the job's flags to container paths.
 
-    Returns (argv, mounts, host dirs to create before the run, notes). Inputs that
+    Returns (argv, mounts, host dirs to create before the run, notes, container path ->
+    the value the user typed). Inputs that
     exist on the host are mounted read-only; values that are not host paths (a hub
     id, a shipped DeepSpeed config name, `auto`) pass unchanged. Output flags are
     mounted read-write and their directory is created by the caller first. Path
     keys of a YAML config are overridden by flags that carry the container path.
     """
     path_flags = set(job.get("path_flags", [])) | set(OUTPUT_FLAGS)
-    mounts, create, notes = _Mounts(), [], []
+    renames = job.get("flag_renames", {})
+    mounts, create, notes, typed = _Mounts(), [], [], {}
     argv = list(job_args)
 
     def translate(flag: str, value: str) -> str:
@@ -314,12 +324,14 @@ def rewrite_job_args(job: dict, job_args: list[str], config: Mapping | None, cwd
             directory = path if OUTPUT_FLAGS[flag] == "dir" else str(PurePosixPath(path).parent)
             mounts.add(directory, read_only=False)
             create.append(directory)
+            typed[container_path(path)] = value
             return container_path(path)
         if path_kind(path) is None:
             if looks_like_relative_path(value):
                 notes.append(f"--{flag} {value}: not found on this host, passed to the job unchanged")
             return value
         mounts.add(path, read_only=True)
+        typed[container_path(path)] = value
         return container_path(path)
 
     config_path = config_file_of(argv)
@@ -327,13 +339,14 @@ def rewrite_job_args(job: dict, job_args: list[str], config: Mapping | None, cwd
         path = host_path(config_path, cwd)
         mounts.add(path, read_only=True)
         argv[0] = container_path(path)
+        typed[argv[0]] = config_path
     given = set()
-    for index, flag, value, joined in _flag_positions(argv, path_flags):
+    for index, flag, value, joined in _flag_positions(argv, path_flags, renames):
         given.add(flag)
         new = translate(flag, value)
         argv[index] = f"{argv[index].partition('=')[0]}={new}" if joined else new
     for key, value in (config or {}).items():
-        flag = canonical_flag(str(key))
+        flag = canonical_flag(str(key), renames)
         if flag in path_flags and flag not in given and isinstance(value, str):
             given.add(flag)
             new = translate(flag, value)
@@ -342,7 +355,7 @@ def rewrite_job_args(job: dict, job_args: list[str], config: Mapping | None, cwd
     for flag, default in DEFAULT_OUTPUTS.items():
         if flag in job.get("path_flags", []) and flag not in given:
             argv += [f"--{flag}", translate(flag, default.format(job=job["name"]))]
-    return argv, mounts.mounts(), list(dict.fromkeys(create)), notes
+    return argv, mounts.mounts(), list(dict.fromkeys(create)), notes, typed
 
 
 def build_run_spec(options: RunOptions, jobs: list[dict], host_env: Mapping[str, str], cwd: str,
@@ -352,8 +365,9 @@ def build_run_spec(options: RunOptions, jobs: list[dict], host_env: Mapping[str,
     """Everything the container is created with; raises FtimgError on a bad option or job."""
     job = find_job(jobs, options.job, options.image)
     job_args, flag_secrets = split_secret_flags(options.job_args)
-    argv, mounts, create, notes = rewrite_job_args(job, job_args, config, cwd, path_kind)
+    argv, mounts, create, notes, typed = rewrite_job_args(job, job_args, config, cwd, path_kind)
     environment, env_notes = job_environment(options.env, env_file_values or {}, host_env)
+    environment[PATH_MAP_ENV] = json.dumps(typed, sort_keys=True)
     notes += env_notes
     secrets = collect_secrets(flag_secrets, options.secrets, environment, cwd)
     notes += [exposed_env_note(name) for name in sorted(environment) if is_secret(name)]

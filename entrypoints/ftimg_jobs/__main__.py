@@ -11,9 +11,12 @@ import os
 import signal
 import sys
 
+from ftimg_jobs.args.config import launcher_setting
 from ftimg_jobs.catalogue import describe_jobs, find_job, load_catalogue
 from ftimg_jobs.errors import JobError
+from ftimg_jobs.host_paths import PATH_MAP_ENV, host_paths
 from ftimg_jobs.launch import SIGNAL_EXIT_CODES, build_launch_command, run_launch
+from ftimg_jobs.output_cleanup import cleanup_if_asked
 from ftimg_jobs.secrets import export_secret_files, say, secrets_summary
 
 USAGE = "usage: python -m ftimg_jobs JOB [config.yaml] [--flag value ...]   (JOB --help lists its flags)"
@@ -31,6 +34,13 @@ def exit_on_signal(signum, _frame):
     sys.exit(SIGNAL_EXIT_CODES[signum])
 
 
+def launch_environment(argv: list, env: dict) -> dict:
+    """``--use_ddp false`` (seed 003) asks for one process; true is what the launcher does anyway."""
+    if launcher_setting(argv, "use_ddp") == "false":
+        return {**env, "NPROC_PER_NODE": "1"}
+    return env
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # Before anything else: /run/secrets/NAME (ftimg run --secret, --hub_token) becomes $NAME.
@@ -44,14 +54,19 @@ def main(argv=None) -> int:
         return 0 if argv else 2
     try:
         spec = find_job(jobs, argv[0])
+        if "LOCAL_RANK" not in os.environ:
+            cleaned = cleanup_if_asked(spec.name, argv[1:])
+            if cleaned:
+                print(f"ftimg_jobs: emptied {cleaned} (--cleanup_output_dir_on_start)", file=sys.stderr, flush=True)
         if spec.distributed and "LOCAL_RANK" not in os.environ:
-            launch = build_launch_command(argv, dict(os.environ), visible_gpu_count())
+            launch = build_launch_command(argv, launch_environment(argv, dict(os.environ)), visible_gpu_count())
             if launch is not None:
                 return run_launch(*launch)
         module = importlib.import_module(spec.module)
         return module.main(spec.name, argv[1:]) or 0
     except JobError as error:
-        print(f"ftimg_jobs {argv[0]}: error: {error}", file=sys.stderr, flush=True)
+        message = host_paths(str(error), os.environ.get(PATH_MAP_ENV, ""))
+        print(f"ftimg_jobs {argv[0]}: error: {message}", file=sys.stderr, flush=True)
         return 2
 
 

@@ -68,6 +68,8 @@ def data_problems(data_args) -> list:
     if not 0 <= data_args.val_set_size < 1:
         problems.append(f"--val_set_size {data_args.val_set_size} must be in [0, 1) "
                         "(the fraction held out for evaluation)")
+    if data_args.max_num_samples < 0:
+        problems.append(f"--max_num_samples must be 0 (every record) or more, got {data_args.max_num_samples}")
     if data_args.model_max_length < 1:
         problems.append(f"--model_max_length must be at least 1, got {data_args.model_max_length}")
     return problems

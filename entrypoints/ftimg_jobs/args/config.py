@@ -12,17 +12,11 @@ from pathlib import Path
 
 import yaml
 
+from ftimg_jobs.args.flag_table import apply_flag_table, apply_flag_table_to_config, bool_word, renamed_flags, \
+    split_flags
 from ftimg_jobs.errors import JobError
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
-
-# Spellings users bring from older transformers or other trainers (seeds 003, 004).
-FLAG_ALIASES = {
-    "evaluation_strategy": "eval_strategy",
-    "use_flash_attention": "flash_attn",
-    "use_qlora": "q_lora",
-    "lora_rank": "lora_r",
-}
 
 # Flags that newer transformers retired in favour of another one taking the same value;
 # renamed only where the old name is unknown (transformers 5: warmup_steps < 1 is a ratio).
@@ -79,9 +73,9 @@ def mapping_tokens(settings: dict) -> list:
 
 
 def canonical_flag(name: str) -> str:
-    """``lora-r`` → ``lora_r``; alias → current name."""
+    """``lora-r`` → ``lora_r``; a name from another trainer → ftimg's (flags.json ``renamed``)."""
     name = name.replace("-", "_")
-    return FLAG_ALIASES.get(name, name)
+    return renamed_flags().get(name, name)
 
 
 def normalize_flags(tokens: list) -> list:
@@ -122,6 +116,14 @@ def translate_dispatch_batches(tokens: list) -> list:
         raise JobError("give either --dispatch_batches or --accelerator_config, not both; "
                        "put dispatch_batches inside --accelerator_config")
     return result + ["--accelerator_config", json.dumps({"dispatch_batches": dispatch})]
+
+
+def launcher_setting(argv: list, name: str):
+    """The value of a launcher flag (flags.json ``launcher``) on the command line, ``'true'`` when bare, or None."""
+    for flag, value, _group in split_flags(normalize_flags(argv)):
+        if flag == name:
+            return bool_word("true" if value is None else value)
+    return None
 
 
 def flag_names(tokens: list) -> list:
@@ -184,21 +186,27 @@ def assemble_argv(defaults: dict, argv: list, known: set, deepspeed_dir: Path) -
     """
     config_path, cli_tokens = split_config_file(argv)
     config = load_config_file(config_path) if config_path else {}
-    problems = []
     canonical_config = {canonical_flag(str(key)): value for key, value in config.items()}
     canonical_config = {RETIRED_FLAGS[name] if name in RETIRED_FLAGS and name not in known else name: value
                         for name, value in canonical_config.items()}
+    canonical_config, from_config = apply_flag_table_to_config(canonical_config, known)
+    from_cli = apply_flag_table(retire_flags(normalize_flags(cli_tokens), known), known)
+    cli_tokens = from_cli.tokens
+    problems = [f"{config_path}: {problem}" for problem in from_config.problems] + from_cli.problems
     bad_keys = unknown_names(
         [name for name in canonical_config if name != "dispatch_batches"], known)
     if bad_keys:
         problems.append(f"unknown key(s) in {config_path}: {', '.join(bad_keys)}")
-    cli_tokens = retire_flags(normalize_flags(cli_tokens), known)
     bad_flags = unknown_names(
         [name for name in flag_names(cli_tokens) if name != "dispatch_batches"], known, prefix="--")
     if bad_flags:
-        problems.append(f"unknown flag(s): {', '.join(bad_flags)}")
+        problems.append(f"unknown flag(s): {', '.join(bad_flags)}. Run with --help to list the flags")
+    if len(problems) == 1:
+        raise JobError(problems[0])
     if problems:
-        raise JobError("; ".join(problems) + ". Run with --help to list the flags.")
-    tokens = mapping_tokens(defaults) + mapping_tokens(canonical_config) + cli_tokens
+        raise JobError("these flags cannot be used:\n  - " + "\n  - ".join(problems))
+    # What a translated flag stands for ranks just above the defaults: a flag given explicitly wins.
+    implied = {**from_config.implied, **from_cli.implied}
+    tokens = mapping_tokens(defaults) + mapping_tokens(implied) + mapping_tokens(canonical_config) + cli_tokens
     tokens = translate_dispatch_batches(tokens)
     return resolve_deepspeed(tokens, deepspeed_dir)

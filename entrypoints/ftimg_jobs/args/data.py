@@ -17,6 +17,8 @@ class SftDataArguments(DatasetSpecArguments):
     eval_data_path: Optional[str] = field(default=None, metadata={"help": "Optional evaluation file (same formats)."})
     val_set_size: float = field(default=0.0, metadata={
         "help": "Fraction of data_path held out for evaluation when no eval_data_path is given."})
+    max_num_samples: int = field(default=0, metadata={
+        "help": "Train on the first N records of data_path only (0: all of them)."})
     model_max_length: int = field(default=1024, metadata={"help": "Truncate sequences to this many tokens."})
     train_on_prompt: bool = field(default=False, metadata={"help": "Also train on prompt tokens (no -100 mask)."})
     packing: bool = field(default=False, metadata={
@@ -32,6 +34,8 @@ class ClsDataArguments(DatasetSpecArguments):
     eval_data_path: Optional[str] = field(default=None, metadata={"help": "Optional evaluation file."})
     val_set_size: float = field(default=0.1, metadata={
         "help": "Fraction of data_path held out for evaluation when no eval_data_path is given (0 = none)."})
+    max_num_samples: int = field(default=0, metadata={
+        "help": "Train on the first N records of data_path only (0: all of them)."})
     model_max_length: int = field(default=512, metadata={"help": "Truncate texts to this many tokens."})
     task_type: str = field(default="auto", metadata={
         "help": "auto (float labels → regression, else classes), classification or regression.",

@@ -75,7 +75,7 @@ def main(job: str, argv: list) -> int:
     data = load_cls_data(data_args, data_args.data_path, training_args.seed)
     for note in data.notes:
         log.info(note)
-    records = data.train
+    records = data.train[:data_args.max_num_samples or None]
     if data.eval is not None:
         eval_records = data.eval
     else:

@@ -58,7 +58,7 @@ def main(job: str, argv: list) -> int:
 
     tokenizer, tokenizer_notes = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     data = load_sft_data(data_args, data_args.data_path, training_args.seed)
-    data_format, examples = data.format, data.train
+    data_format, examples = data.format, data.train[:data_args.max_num_samples or None]
     for note in data.notes:
         log.info(note)
     if "text" in data_format.split("+") and not data_args.packing:

@@ -22,6 +22,12 @@ def linear_module_names(model) -> list:
     return sorted(names)
 
 
+def requested_targets(values) -> list:
+    """``q_proj v_proj`` or ``q_proj,v_proj`` (seed 001's --trainable); ``auto`` or nothing: every linear layer."""
+    names = [name.strip() for value in values or [] for name in str(value).split(",") if name.strip()]
+    return [] if names in (["auto"], ["all-linear"]) else names
+
+
 def apply_lora(model, lora_args, task_type: str):
     """Wrap the model with LoRA adapters; the frozen base keeps its dtype.
 
@@ -32,7 +38,7 @@ def apply_lora(model, lora_args, task_type: str):
     """
     from peft import LoraConfig, get_peft_model
 
-    targets = lora_args.lora_target_modules or linear_module_names(model)
+    targets = requested_targets(lora_args.lora_target_modules) or linear_module_names(model)
     config = LoraConfig(r=lora_args.lora_r, lora_alpha=lora_args.lora_alpha,
                         lora_dropout=lora_args.lora_dropout, target_modules=targets,
                         bias="none", task_type=task_type)
