@@ -187,9 +187,8 @@ def alpaca_example(record: Record, conversion: Conversion, need_answer: bool) ->
     system = system_of(record, conversion, fmt)
     messages = ([{"role": "system", "content": system}] if system else []) + history_messages(record, conversion)
     messages.append({"role": "user", "content": user})
-    answer = answer_text(record, conversion, fmt, need_answer)
-    if answer or need_answer:
-        messages.append({"role": "assistant", "content": answer})
+    if need_answer:  # a prompt never needs the answer, whose fields an inference record may lack
+        messages.append({"role": "assistant", "content": answer_text(record, conversion, fmt, need_answer)})
     return finish_chat(record, conversion, messages, [None] * len(messages), (), need_answer)
 
 
@@ -242,8 +241,8 @@ def prompt_completion_example(record: Record, conversion: Conversion, need_answe
         else string_field(record, conversion.column(fmt, "prompt"), fmt)
     system = conversion.system_prompt
     prompt = fill_placeholders(f"{system}\n\n{prompt}" if system else prompt, conversion.variables)
-    return SftExample(prompt=prompt, completion=fill_placeholders(
-        answer_text(record, conversion, fmt, need_answer), conversion.variables))
+    answer = answer_text(record, conversion, fmt, need_answer) if need_answer else ""
+    return SftExample(prompt=prompt, completion=fill_placeholders(answer, conversion.variables))
 
 
 def text_example(record: Record, conversion: Conversion, need_answer: bool) -> SftExample:

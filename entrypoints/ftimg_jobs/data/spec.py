@@ -139,12 +139,6 @@ def entry_settings(entry: dict, where: str, problems: list) -> dict:
             problems.append(unknown_key_problem(key, where, set(KEY_SYNONYMS) | STRUCTURE_KEYS | set(AXOLOTL_FIELDS)))
     columns.update(text_mapping(settings.pop("columns", None), "columns", where, problems))
     tags.update(text_mapping(settings.pop("tags", None), "tags", where, problems))
-    for role in columns:
-        if role not in COLUMN_ROLES:
-            problems.append(unknown_key_problem(role, f"{where} columns", COLUMN_ROLES))
-    for tag in tags:
-        if tag not in TAG_NAMES:
-            problems.append(unknown_key_problem(tag, f"{where} tags", TAG_NAMES))
     if columns:
         settings["columns"] = columns
     if tags:
@@ -180,9 +174,12 @@ def build_conversion(base: Conversion, settings: dict, where: str, problems: lis
     if "variables" in settings:
         changes["variables"] = {**base.variables,
                                 **text_mapping(settings["variables"], "template_variables", where, problems)}
-    for name in ("columns", "tags"):
+    for name, allowed in (("columns", COLUMN_ROLES), ("tags", TAG_NAMES)):
         if name in settings:
-            changes[name] = {**getattr(base, name), **settings[name]}
+            mapping = text_mapping(settings[name], name, where, problems)
+            problems.extend(unknown_key_problem(key, f"{where} {name}", allowed) for key in mapping
+                            if key not in allowed)
+            changes[name] = {**getattr(base, name), **mapping}
     return replace(base, origin=where, **changes)
 
 
