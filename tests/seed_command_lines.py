@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-SEEDS_DIR = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 SCRIPT = re.compile(r"\S+\.py\b")
 LAUNCHER = re.compile(r"^(accelerate[- ]launch|torchrun|deepspeed|srun|python)\b")
 
