@@ -27,6 +27,9 @@ from .run import (follow_run, job_container, list_job_containers, make_output_di
                   stop_job)
 from .runspec import RunOptions
 from .secrets import collect_secrets, compose_secrets, passed_secret_names, split_secret_flags
+from .sbatch import SbatchOptions
+from .sbatch_job import prepare_sbatch, write_and_submit
+from .sbatch_runtimes import RUNTIMES
 from .spec import load_specs
 from .verify import verify_image
 
@@ -220,14 +223,21 @@ def verify(image, digest, as_json):
 
 
 @main.command()
-def doctor():
+@click.option("--probe-node", is_flag=True,
+              help="On a Slurm login node, also run one short step on a compute node to see what it can run "
+                   "images with (Docker engine, apptainer, enroot).")
+def doctor(probe_node):
     """Check the engine, disk, NVIDIA runtime, GPUs and shared memory; say what to fix.
 
+    On a Slurm login node it also checks sbatch and the controller, the pyxis plugin
+    (srun --container-image, plugstack.conf) and apptainer.
+
     \b
-    Example:
+    Examples:
       ftimg doctor
+      ftimg doctor --probe-node      # on a Slurm login node
     """
-    checks = run_checks()
+    checks = run_checks(probe_node)
     for check in checks:
         mark = click.style("ok  ", fg="green") if check.ok else click.style(
             "FAIL" if check.required else "warn", fg="red" if check.required else "yellow")
@@ -460,6 +470,97 @@ def compose(nodes, gpus_per_node, master_addr, master_port, image, ipc, shm_size
         _say(f"wrote {output}: services {', '.join(model['services'])}")
     else:
         click.echo(text, nl=False)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--nodes", default=1, show_default=True, help="Number of nodes; one task each.")
+@click.option("--gpus-per-node", default=0, show_default=True,
+              help="GPUs each node gets and runs one process on; 0 runs one CPU process per node (gloo).")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="pyxis", show_default=True,
+              help="How the nodes run the image: pyxis (srun --container-image), apptainer (apptainer exec) "
+                   "or docker (each node's Docker engine).")
+@click.option("--node-image", metavar="PATH|REF",
+              help="What pyxis or apptainer nodes run instead of --image: a squashfs (pyxis) or SIF (apptainer) "
+                   "on the shared filesystem, or a registry reference [default: --image when it names a registry].")
+@click.option("--partition", help="Partition [default: the cluster's default]; its size is checked with sinfo.")
+@click.option("--time", help="Time limit in Slurm's formats (minutes, HH:MM:SS, D-HH:MM:SS).")
+@click.option("--account", help="Account to charge.")
+@click.option("--qos", help="Quality of service.")
+@click.option("--exclusive", is_flag=True, help="Whole nodes only, shared with no other job.")
+@click.option("--sbatch", "extras", multiple=True, metavar="OPTION",
+              help="Any other sbatch option, written as is: --sbatch=--mem=0 --sbatch=--constraint=a100.")
+@click.option("--job-name", help="Slurm job name [default: ftimg-JOB].")
+@click.option("--log-dir", default="slurm-logs", show_default=True, type=click.Path(file_okay=False),
+              help="Directory of the logs (one for the script, one per node), on the shared filesystem.")
+@click.option("--requeue/--no-requeue", default=True, show_default=True,
+              help="Requeue the job when it is preempted, a node fails or its time limit nears; it resumes "
+                   "from its last checkpoint.")
+@click.option("--signal-grace", default=300, show_default=True,
+              help="Seconds before the time limit the job is told to save a checkpoint and stop.")
+@click.option("--master-port", default=DEFAULT_MASTER_PORT, show_default=True,
+              help="torchrun rendezvous port on the first node.")
+@click.option("--network", default="host", show_default=True,
+              help="docker runtime: the containers' network; container:{node} joins the network namespace of "
+                   "the Slurm node's own container (for nodes that are containers).")
+@container_options
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
+              help="Write the script here [default: stdout, unless --submit].")
+@click.option("--submit", is_flag=True, help="Submit the script with sbatch and print the job id.")
+@click.argument("job")
+@click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
+def sbatch(nodes, gpus_per_node, runtime, node_image, partition, time, account, qos, exclusive, extras, job_name,
+           log_dir, requeue, signal_grace, master_port, network, image, ipc, shm_size, ulimits, env, secrets,
+           hf_cache, output, submit, job, job_args):
+    """Write a Slurm batch script that runs JOB on NODES nodes with GPUS-PER-NODE GPUs each; --submit it.
+
+    One task per node; in each, the image's launcher starts one process per GPU and
+    meets the others on the first node of the allocation (MASTER_ADDR, NODE_RANK and
+    NNODES come from Slurm, as in `ftimg compose`). Host paths in the job flags are
+    mounted as with `ftimg run`: they must be on a filesystem every node shares, at the
+    same path. The job is requeued on preemption, node failure or before its time
+    limit and resumes from its last checkpoint. ftimg's options may come before or
+    after JOB; every other flag is the job's. See docs/slurm.md.
+
+    \b
+    Examples:
+      ftimg push ftimg/train:cu121-torch2.1 registry.example.com/team/train
+      ftimg sbatch qlora-sft --nodes 4 --gpus-per-node 8 --partition gpu --time 1-00:00:00 \\
+          --image registry.example.com/team/train:cu121-torch2.1 -e HF_TOKEN \\
+          --data_path /shared/data/train.jsonl --output_dir /shared/out/qlora --submit
+      ftimg sbatch lora-sft --runtime apptainer --node-image /shared/train.sif -o train.sbatch
+      ftimg sbatch lora-sft --nodes 2 --runtime docker --output_dir /shared/out/lora --submit
+    """
+    run_options = RunOptions(image=image or _default_image(), job=job, job_args=list(job_args), ipc=ipc,
+                             shm_size=shm_size, ulimits=list(ulimits), hf_cache=hf_cache)
+    log_dir = os.path.abspath(log_dir)
+    # The spec drops secret flags from the command; their names go to the script's passed variables.
+    secret_inputs = collect_secrets(split_secret_flags(list(job_args))[1], secrets, [], os.getcwd())
+    if any(s.origin == "file" for s in secret_inputs):
+        raise FtimgError("--secret NAME=FILE: a batch script takes names only; export NAME where you submit "
+                         "(sbatch passes your environment to the job) and give --secret NAME")
+    secret_names, secret_notes = passed_secret_names(secret_inputs, "batch script")
+    for note in secret_notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    options = SbatchOptions(job_name=job_name or f"ftimg-{job}", log_dir=log_dir, nodes=nodes,
+                            gpus_per_node=gpus_per_node, runtime=runtime, node_image=node_image or "",
+                            partition=partition, time=time, account=account, qos=qos, exclusive=exclusive,
+                            extras=list(extras), requeue=requeue, signal_grace=signal_grace,
+                            master_port=master_port, network=network,
+                            passed_env=sorted({*env, *secret_names}))
+    plan = prepare_sbatch(engine.connect(), run_options, options, check_cluster=submit)
+    for note in plan.notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    job_id = write_and_submit(plan, log_dir, output, submit)
+    where = f"partition {plan.partition.name}" if plan.partition else "the default partition"
+    _say(f"ftimg sbatch: {job} on {nodes} node(s) of {where}, runtime {runtime}, image {plan.node_image}")
+    if output:
+        _say(f"wrote {output}")
+    if job_id:
+        _say(f"submitted job {job_id}; logs: {log_dir}/{options.job_name}-{job_id}.out and "
+             f"{options.job_name}-{job_id}-NODE.log")
+        click.echo(job_id)
+    elif not output:
+        click.echo(plan.script, nl=False)
 
 
 @main.command()

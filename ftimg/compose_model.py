@@ -24,7 +24,8 @@ NCCL_SETTINGS = {
 }
 
 
-def _size(nbytes: int) -> str:
+def size_text(nbytes: int) -> str:
+    """A byte count as docker and compose write it: 16g, 512m, or bytes."""
     for unit, shift in (("g", 30), ("m", 20), ("k", 10)):
         if nbytes % (1 << shift) == 0:
             return f"{nbytes >> shift}{unit}"
@@ -36,18 +37,22 @@ def _escape(value: str) -> str:
     return value.replace("$", "$$")
 
 
+def rendezvous_environment(nnodes, node_rank, master_addr, master_port, nproc_per_node) -> dict[str, str]:
+    """The variables the image's launcher meets on (entrypoints' launch.py); every multi-node path fills them.
+
+    Values are strings: numbers here, shell expressions in a Slurm batch script.
+    """
+    return {"NNODES": str(nnodes), "NODE_RANK": str(node_rank), "MASTER_ADDR": str(master_addr),
+            "MASTER_PORT": str(master_port), "NPROC_PER_NODE": str(nproc_per_node)}
+
+
 def node_service(spec: RunSpec, rank: int, nodes: int, gpus_per_node: int, master_addr: str | None,
                  master_port: int, passed_env: list[str]) -> dict:
     environment = {name: _escape(value) for name, value in sorted(spec.environment.items())
                    if name not in passed_env}
     environment.update(NCCL_SETTINGS)
-    environment.update({
-        "NNODES": str(nodes),
-        "NODE_RANK": str(rank),
-        "MASTER_ADDR": master_addr or "node0",
-        "MASTER_PORT": str(master_port),
-        "NPROC_PER_NODE": str(max(gpus_per_node, 1)),
-    })
+    environment.update(rendezvous_environment(nodes, rank, master_addr or "node0", master_port,
+                                              max(gpus_per_node, 1)))
     service: dict = {
         "image": spec.image,
         "command": [_escape(token) for token in spec.command],
@@ -64,7 +69,7 @@ def node_service(spec: RunSpec, rank: int, nodes: int, gpus_per_node: int, maste
     if spec.ipc_mode:
         service["ipc"] = spec.ipc_mode
     if spec.shm_size:
-        service["shm_size"] = _size(spec.shm_size)
+        service["shm_size"] = size_text(spec.shm_size)
     if master_addr:
         service["network_mode"] = "host"
     else:

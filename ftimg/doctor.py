@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import docker
 
-from . import engine
-from .errors import EngineError
+from . import engine, slurm
+from .errors import EngineError, FtimgError
 
 MIN_FREE_GIB = 30  # a cu121 stack build peaks at ~28 GB on top of what was there (docs/images.md)
 MIN_SHM_MIB = 1024
@@ -39,8 +39,13 @@ def disk_check(info: dict) -> Check:
                  f"free at least {MIN_FREE_GIB} GiB (`docker system prune`, or move the engine's data-root)")
 
 
-def run_checks() -> list[Check]:
-    """Every check, in order; a failed engine check skips the engine-dependent ones."""
+def run_checks(probe_node: bool = False) -> list[Check]:
+    """Every check, in order; a failed engine check skips the engine-dependent ones. On a Slurm login
+    node the Slurm checks follow, and `probe_node` runs one short step on a compute node."""
+    return engine_checks() + slurm_checks(probe_node)
+
+
+def engine_checks() -> list[Check]:
     checks = []
     try:
         client = engine.connect()
@@ -112,3 +117,72 @@ def _shm_check() -> Check:
                  f"grow it to at least {MIN_SHM_MIB} MiB; `ftimg run` gives containers their own "
                  "--shm-size (Docker's default 64 MiB is too small for DataLoader workers and NCCL)",
                  required=False)
+
+
+PYXIS_FIX = ("ask the cluster's admins for pyxis and enroot (github.com/NVIDIA/pyxis: a plugstack.conf line "
+             "`required /usr/local/lib/slurm/spank_pyxis.so`), or use `ftimg sbatch --runtime apptainer` or "
+             "`--runtime docker`")
+
+
+def slurm_checks(probe_node: bool = False) -> list[Check]:
+    """What `ftimg sbatch` can use here: Slurm's commands and controller, pyxis, apptainer, and (probed)
+    what a compute node has to run images with."""
+    if shutil.which("sbatch") is None:
+        return [Check("slurm", True, "sbatch not on PATH: not a Slurm login node "
+                                     "(only `ftimg sbatch --submit` needs one)", required=False)]
+    checks = [_slurm_check(), _pyxis_check(), _apptainer_check()]
+    if probe_node:
+        checks.append(_node_check())
+    return checks
+
+
+def _slurm_check() -> Check:
+    try:
+        version = slurm.run_slurm(["sbatch", "--version"]).strip()
+        ping = slurm.run_slurm(["scontrol", "ping"]).strip().replace("\n", "; ")
+    except FtimgError as exc:
+        return Check("slurm", False, str(exc), "check that slurmctld runs and this node's slurm.conf names it",
+                     required=False)
+    return Check("slurm", "UP" in ping, f"{version}; {ping}", "start slurmctld (`scontrol ping` says DOWN)",
+                 required=False)
+
+
+def _pyxis_check() -> Check:
+    """pyxis adds --container-image to srun (a SPANK plugin loaded from plugstack.conf)."""
+    try:
+        loaded = "--container-image" in slurm.run_slurm(["srun", "--help"])
+        config = slurm.run_slurm(["scontrol", "show", "config"])
+    except FtimgError as exc:
+        return Check("pyxis", False, str(exc), PYXIS_FIX, required=False)
+    plugstack = slurm.config_value(config, "PlugStackConfig") or "/etc/slurm/plugstack.conf"
+    lines = slurm.pyxis_in_plugstack(plugstack)
+    if loaded:
+        return Check("pyxis", True, "srun has --container-image" + (f" ({lines[0]})" if lines else ""),
+                     required=False)
+    return Check("pyxis", False, f"srun has no --container-image: pyxis is not loaded ({plugstack}: "
+                                 + ("; ".join(lines) if lines else "no pyxis line") + ")",
+                 PYXIS_FIX, required=False)
+
+
+def _apptainer_check() -> Check:
+    for program in ("apptainer", "singularity"):
+        if shutil.which(program):
+            result = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30)
+            return Check("apptainer", result.returncode == 0, result.stdout.strip() or result.stderr.strip(),
+                         f"`{program} --version` fails; reinstall it", required=False)
+    return Check("apptainer", False, "not on this login node",
+                 "install apptainer (apptainer.org) to use `ftimg sbatch --runtime apptainer`", required=False)
+
+
+def _node_check() -> Check:
+    try:
+        found = slurm.probe_node()
+    except FtimgError as exc:
+        return Check("compute node", False, str(exc), "run `ftimg doctor --probe-node` where srun can start a "
+                                                       "step (a login node with a free node)", required=False)
+    runtimes = [f"docker engine {found['docker']}" if found.get("docker") else "no docker engine",
+                found.get("apptainer") or "no apptainer", f"enroot {found['enroot']}" if found.get("enroot")
+                else "no enroot"]
+    usable = bool(found.get("docker") or found.get("apptainer") or found.get("enroot"))
+    return Check("compute node", usable, f"{found.get('node', '?')}: {', '.join(runtimes)}",
+                 "a node needs pyxis/enroot, apptainer or a Docker engine to run the image", required=False)
