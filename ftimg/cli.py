@@ -27,7 +27,7 @@ from .run import (follow_run, job_container, list_job_containers, make_output_di
                   stop_job)
 from .runspec import RunOptions
 from .secrets import collect_secrets, compose_secrets, passed_secret_names, split_secret_flags
-from .sbatch import SbatchOptions
+from .sbatch import SbatchOptions, check_options
 from .sbatch_job import prepare_sbatch, write_and_submit
 from .sbatch_runtimes import RUNTIMES
 from .spec import load_specs
@@ -547,6 +547,7 @@ def sbatch(nodes, gpus_per_node, runtime, node_image, partition, time, account, 
                             extras=list(extras), requeue=requeue, signal_grace=signal_grace,
                             master_port=master_port, network=network,
                             passed_env=sorted({*env, *secret_names}))
+    check_options(options)  # bad options fail before the engine or the cluster is asked anything
     plan = prepare_sbatch(engine.connect(), run_options, options, check_cluster=submit)
     for note in plan.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)

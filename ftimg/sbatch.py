@@ -155,13 +155,18 @@ def rendezvous_lines(contract: dict[str, str]) -> list[str]:
 
 
 def preemption_lines(options: SbatchOptions) -> list[str]:
-    after = ("the job is requeued and resumes from that checkpoint" if options.requeue
-             else "submit this script again to resume from that checkpoint")
+    if options.requeue:
+        after = "the job is requeued and resumes from that checkpoint"
+        others = ["# (--resume_from_checkpoint auto). A preemption, a failed node or `scontrol requeue` sends SIGTERM",
+                  "# to the step itself and requeues the job; this script only waits for the checkpoint."]
+    else:
+        after = "submit this script again to resume from that checkpoint"
+        others = ["# (--resume_from_checkpoint auto). A preemption or scancel sends SIGTERM to the step itself;",
+                  "# this script only waits for the checkpoint."]
     return [
         f"# {options.signal_grace} s before the time limit Slurm sends USR1 to this script: the step is told to stop",
         f"# (SIGTERM: the job saves a checkpoint and exits 143), then {after}",
-        "# (--resume_from_checkpoint auto). A preemption or `scontrol requeue` sends SIGTERM to the step itself",
-        "# and requeues the job; this script only waits for the checkpoint.",
+        *others,
         "time_limit_near=0",
         "on_time_limit() {",
         '    echo "ftimg: time limit near: stopping the step at a checkpoint"',

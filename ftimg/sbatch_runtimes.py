@@ -150,14 +150,20 @@ def pyxis_step(spec: RunSpec, facts: ImageFacts, image: str, gpus_per_node: int,
         lines.append(word("--container-mounts=" + ",".join(
             f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in spec.mounts)))
     lines.append(words([f"--container-workdir={STEP_WORKDIR}", "--no-container-entrypoint"]))
-    return Step([], env_prefix, lines + in_image_command(spec, facts, node_rank))
+    setup = ["# pyxis runs each node's task in the image (imported when a node first needs it). The task gets this",
+             "# script's environment: the image's own variables are set again in the command so that they win,",
+             "# and torchrun's worker variables are removed."]
+    return Step(setup, env_prefix, lines + in_image_command(spec, facts, node_rank))
 
 
 def apptainer_step(spec: RunSpec, facts: ImageFacts, image: str, gpus_per_node: int, node_rank: str) -> Step:
     lines = [words(["apptainer", "exec", *(["--nv"] if gpus_per_node else []), "--pwd", STEP_WORKDIR])]
     lines += [words(["--bind", f"{m.source}:{m.target}" + (":ro" if m.read_only else "")]) for m in spec.mounts]
     lines.append(word(image))
-    return Step([], [], lines + in_image_command(spec, facts, node_rank))
+    setup = ["# apptainer runs each node's task in the image. The task gets this script's environment: the image's",
+             "# own variables are set again in the command so that they win, and torchrun's worker variables are",
+             "# removed."]
+    return Step(setup, [], lines + in_image_command(spec, facts, node_rank))
 
 
 def docker_network(network: str) -> str:
