@@ -1,5 +1,7 @@
-"""Training really learns; a killed job resumes from its checkpoint; SIGTERM saves one and exits 143."""
+"""Training really learns; a killed job resumes from its checkpoint (taking over its stale lock); SIGTERM saves
+one and exits 143."""
 
+import json
 import signal
 import time
 
@@ -37,15 +39,20 @@ def test_sigkilled_job_resumes_and_reaches_the_planned_step(jobs, tmp_path):
     args = ["lora-sft", "--output_dir", "out", "--max_steps", "60", "--save_steps", "5", *FAST]
     process = jobs.start(*args, cwd=tmp_path)
     wait_for(lambda: (tmp_path / "out" / "checkpoint-10" / "trainer_state.json").is_file(), process)
-    process.send_signal(signal.SIGKILL)
+    holder = json.loads((tmp_path / "out" / "ftimg-lock.json").read_text())
+    process.send_signal(signal.SIGKILL)  # docker kill: nothing of the job runs after it
     code, _ = process.wait()
     assert code != 0
     assert not (tmp_path / "out" / "run.json").exists()
+    assert (tmp_path / "out" / "ftimg-lock.json").is_file()  # left behind by the dead job
 
     result = jobs.run(*args, cwd=tmp_path)
     assert result.returncode == 0, explain(result)
+    assert f"took over the stale lock of {holder['run']}" in result.stderr
     run = read_run(tmp_path / "out")
     assert run["global_step"] == 60 and run["status"] == "completed"
+    assert run["lock"]["took_over_stale_lock"]["pid"] == holder["pid"]
+    assert not (tmp_path / "out" / "ftimg-lock.json").exists()
     resumed_step = int(run["resumed_from"].rsplit("-", 1)[1])
     assert 10 <= resumed_step < 60
     assert run["args"]["resume_from_checkpoint"] == "auto"
@@ -69,6 +76,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_143_then_resumes(jobs, tmp_path):
     assert 0 < stopped_at < 5000
     run = read_run(tmp_path / "out")
     assert (run["status"], run["exit_code"], run["global_step"]) == ("interrupted", 143, stopped_at)
+    assert not (tmp_path / "out" / "ftimg-lock.json").exists()  # released on the way out
 
     result = jobs.run("lora-sft", "--output_dir", "out", "--max_steps", str(stopped_at + 2), "--save_steps", "5000",
                       *FAST, cwd=tmp_path)
