@@ -387,9 +387,12 @@ def build_run_spec(options: RunOptions, jobs: list[dict], host_env: Mapping[str,
                                               else default_shm_size(host_memory_bytes))
     output = next((m.source for m in mounts if not m.read_only and m.target != HF_CACHE_TARGET), "")
     labels = {RUN_JOB_LABEL: job["name"], RUN_IMAGE_LABEL: options.image, RUN_OUTPUT_LABEL: output}
+    name = options.name or f"ftimg-{job['name']}-{name_suffix}"
+    # The job names its run in its output lock, so a second job can say `ftimg stop NAME`.
+    environment["FTIMG_RUN_NAME"] = name
     return RunSpec(
         image=options.image,
-        name=options.name or f"ftimg-{job['name']}-{name_suffix}",
+        name=name,
         job=job["name"],
         command=[job["name"], *argv],
         mounts=mounts,

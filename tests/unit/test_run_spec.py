@@ -195,6 +195,9 @@ def test_labels_and_name():
     assert spec.labels == {"org.ftimg.run.job": "lora-sft", "org.ftimg.run.image": "ftimg/train:test",
                            "org.ftimg.run.output": "/home/me/proj/out"}
     assert spec_for(name="mine").name == "mine"
+    # The job names its run in its output lock (`ftimg stop NAME` in a second job's error).
+    assert spec.environment["FTIMG_RUN_NAME"] == "ftimg-lora-sft-t0"
+    assert spec_for(name="mine").environment["FTIMG_RUN_NAME"] == "mine"
 
 
 def test_unknown_job_lists_the_images_jobs():
