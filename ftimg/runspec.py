@@ -26,6 +26,8 @@ HF_CACHE_TARGET = "/mnt/hf-cache"
 PATH_MAP_ENV = "FTIMG_PATH_MAP"
 # Flags the job writes to: mounted read-write (a file flag mounts its directory).
 OUTPUT_FLAGS = {"output_dir": "dir", "output_path": "file"}
+# A dataset spec names its data relative to its own folder, so the folder is mounted, not the file.
+FOLDER_INPUT_FLAGS = {"dataset_spec"}
 # Where the jobs write when given no output flag (the jobs' own defaults, relative to cwd).
 DEFAULT_OUTPUTS = {"output_dir": "output/{job}", "output_path": "output/{job}/predictions.jsonl"}
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -330,7 +332,7 @@ def rewrite_job_args(job: dict, job_args: list[str], config: Mapping | None, cwd
             if looks_like_relative_path(value):
                 notes.append(f"--{flag} {value}: not found on this host, passed to the job unchanged")
             return value
-        mounts.add(path, read_only=True)
+        mounts.add(str(PurePosixPath(path).parent) if flag in FOLDER_INPUT_FLAGS else path, read_only=True)
         typed[container_path(path)] = value
         return container_path(path)
 
