@@ -61,7 +61,7 @@ def adaptation_problems(job: str, lora_args, training_args, machine: Machine) ->
 
 def data_problems(data_args) -> list:
     problems = []
-    for flag in ("data_path", "eval_data_path"):
+    for flag in ("data_path", "eval_data_path", "dataset_spec"):
         path = getattr(data_args, flag, None)
         if path and not os.path.exists(path):
             problems.append(f"--{flag} {path}: no such file")
