@@ -83,8 +83,22 @@ def dtype_problems(torch_dtype: str) -> list:
 
 def generation_problems(generation_args) -> list:
     problems = []
-    if generation_args.batch_size < 1:
+    if generation_args.batch_size is not None and generation_args.batch_size < 1:
         problems.append(f"--batch_size must be at least 1, got {generation_args.batch_size}")
+    if generation_args.temperature is not None and generation_args.temperature <= 0:
+        problems.append(f"--temperature must be above 0, got {generation_args.temperature}; "
+                        "for greedy decoding leave out --do_sample")
+    if generation_args.top_p is not None and not 0 < generation_args.top_p <= 1:
+        problems.append(f"--top_p must be in (0, 1], got {generation_args.top_p}")
+    if generation_args.top_k is not None and generation_args.top_k < 0:
+        problems.append(f"--top_k must be 0 (off) or more, got {generation_args.top_k}")
+    if generation_args.repetition_penalty is not None and generation_args.repetition_penalty <= 0:
+        problems.append(f"--repetition_penalty must be above 0 (1 is off), got {generation_args.repetition_penalty}")
+    if any(not stop for stop in generation_args.stop or []):
+        problems.append("--stop strings must not be empty")
+    if generation_args.engine == "static" and generation_args.num_beams > 1:
+        problems.append("--engine static decodes greedily or by sampling; beam search (--num_beams > 1) "
+                        "needs --engine eager (or auto)")
     if generation_args.max_new_tokens < 1:
         problems.append(f"--max_new_tokens must be at least 1, got {generation_args.max_new_tokens}")
     if generation_args.num_beams < 1:

@@ -27,7 +27,8 @@ from ftimg_jobs.generate.input import RecordId
 from ftimg_jobs.run_manifest import file_sha256
 
 # What decides the text generated for a prompt; batch size and rank count may change on resume.
-GENERATION_SETTINGS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "num_beams", "torch_dtype")
+GENERATION_SETTINGS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "stop",
+                       "ignore_eos", "num_beams", "torch_dtype")
 
 
 class InferOutputError(JobError):
@@ -168,7 +169,15 @@ def pending_ids(input_ids: Iterable[RecordId], finished: Dict[RecordId, Any]) ->
 
 def append_record(handle, record: Dict[str, Any]) -> None:
     """Write one record as one line and force it to disk before the next is generated."""
-    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    append_records(handle, [record])
+
+
+def append_records(handle, records: List[Dict[str, Any]]) -> None:
+    """Write records that finished together, one line each, and force them to disk with one fsync.
+
+    A kill in between can tear only the last line, which the next run truncates and regenerates.
+    """
+    handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     handle.flush()
     os.fsync(handle.fileno())
 

@@ -36,3 +36,19 @@ def adapter_task_type(adapter_dir: str) -> str:
 def has_tokenizer(directory: str) -> bool:
     """True when `directory` holds a saved tokenizer (training saves one next to the adapter)."""
     return any(os.path.isfile(os.path.join(directory, name)) for name in TOKENIZER_FILES)
+
+
+def adapter_training_job(adapter_dir: str):
+    """The job that trained the adapter (e.g. "qlora-sft"), from its training run's run.json, or None.
+
+    Training writes run.json into its output_dir; the adapter is that directory or a checkpoint-N inside it.
+    """
+    for directory in (adapter_dir, os.path.dirname(os.path.abspath(adapter_dir))):
+        path = os.path.join(directory, "run.json")
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    return json.load(handle).get("job")
+            except (OSError, ValueError):
+                return None
+    return None
