@@ -100,10 +100,12 @@ def plan_resume(value, output_dir, fingerprint: dict, settings: dict, overwrite_
                                                  "recorded one); resuming it unchecked"])
         if document["fingerprint"] == fingerprint:
             changed = changed_settings(document.get("settings") or {}, settings)
-            notes = [f"skipped checkpoint(s) of a different run up to {first_mismatch[0]}"] if first_mismatch else []
-            notes += [f"resuming with changed settings: " + ", ".join(f"{key} {old} → {new}"
-                                                                         for key, (old, new) in changed.items())] \
-                if changed else []
+            notes = []
+            if first_mismatch:
+                notes.append(f"skipped checkpoint(s) of a different run up to {first_mismatch[0]}")
+            if changed:
+                notes.append("resuming with changed settings: "
+                             + ", ".join(f"{key} {old} → {new}" for key, (old, new) in changed.items()))
             return ResumePlan(checkpoint, changed, notes=notes)
         first_mismatch = first_mismatch or (checkpoint, document["fingerprint"])
     if first_mismatch:
