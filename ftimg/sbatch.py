@@ -140,6 +140,14 @@ def directives(options: SbatchOptions) -> list[str]:
     return lines + [f"#SBATCH {extra}" for extra in options.extras]
 
 
+def output_dir_lines(spec: RunSpec) -> list[str]:
+    if not spec.create_dirs:
+        return []
+    return ["# The job's output directories: `ftimg sbatch` made them when it could; a script submitted from",
+            "# elsewhere makes them here, as the job's user, before any node mounts them.",
+            words(["mkdir", "-p", *spec.create_dirs]), ""]
+
+
 def rendezvous_lines(contract: dict[str, str]) -> list[str]:
     exported = [f'{name}="{value}"' for name, value in contract.items() if name != "NODE_RANK"]
     nccl = [f'{name}="{value}"' for name, value in NCCL_SETTINGS.items()]
@@ -235,6 +243,6 @@ def batch_script(spec: RunSpec, facts: ImageFacts, options: SbatchOptions, node_
                         [list(contract), list(NCCL_SETTINGS), options.passed_env], options.network,
                         contract["NODE_RANK"])
     lines = [*header(spec, options, node_image), *directives(options), "set -uo pipefail", "",
-             *rendezvous_lines(contract), *preemption_lines(options), *step.setup,
+             *output_dir_lines(spec), *rendezvous_lines(contract), *preemption_lines(options), *step.setup,
              *srun_lines(options, step.lines, step.env_prefix), *ending_lines(options)]
     return "\n".join(lines) + "\n"

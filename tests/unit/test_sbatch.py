@@ -85,6 +85,12 @@ def test_rendezvous_comes_from_slurm_through_the_compose_contract():
     assert "--env NNODES --env NODE_RANK --env MASTER_ADDR --env MASTER_PORT --env NPROC_PER_NODE" in text
 
 
+def test_the_script_makes_the_output_directories_before_any_node_mounts_them():
+    text = script("--output_dir", "out/run1")
+    assert "\nmkdir -p /shared/out/run1\n" in text
+    assert text.index("mkdir -p") < text.index("srun ")
+
+
 def test_gpus_per_node_set_the_processes_per_node_and_the_allocation():
     text = script(gpus_per_node=8)
     assert "#SBATCH --gpus-per-node=8\n" in text and 'NPROC_PER_NODE="8"' in text

@@ -42,7 +42,7 @@ def spec(job="qlora-sft"):
         ulimits={"memlock": (-1, -1), "stack": (67108864, 67108864)}, user="1234:1234",
         environment={"HF_HOME": "/mnt/hf-cache"},
         labels={"org.ftimg.run.job": job, "org.ftimg.run.image": IMAGE, "org.ftimg.run.output": "/shared/out/qlora"},
-        network=None, stop_timeout=300)
+        network=None, stop_timeout=300, create_dirs=["/shared/out/qlora", "/shared/hf"])
 
 
 CASES = {

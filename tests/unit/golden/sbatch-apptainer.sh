@@ -15,6 +15,10 @@
 #SBATCH --open-mode=append
 set -uo pipefail
 
+# The job's output directories: `ftimg sbatch` made them when it could; a script submitted from
+# elsewhere makes them here, as the job's user, before any node mounts them.
+mkdir -p /shared/out/qlora /shared/hf
+
 # The rendezvous of the image's launcher (the contract `ftimg compose` fills too): the first node of
 # the allocation is the master; each node's NODE_RANK is its SLURM_NODEID, set in the step.
 export NNODES="$SLURM_NNODES" MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)" MASTER_PORT="29500" NPROC_PER_NODE="4"
