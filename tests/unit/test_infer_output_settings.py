@@ -17,7 +17,7 @@ def settings(tmp_path, **changes):
     (tmp_path / "prompts.jsonl").write_text(changes.pop("input", '{"prompt": "hi"}\n'))
     generation = dict(input_path=str(tmp_path / "prompts.jsonl"), max_new_tokens=64, do_sample=False,
                       temperature=None, top_p=None, top_k=None, num_beams=1, torch_dtype="auto", seed=42,
-                      batch_size=8)
+                      batch_size=8, engine="auto", repetition_penalty=None, stop=None, ignore_eos=False)
     generation.update(changes)
     return output_settings(SimpleNamespace(model_name_or_path="/models/tiny"),
                            SimpleNamespace(adapter_name_or_path="out/lora"), SimpleNamespace(**generation))
@@ -27,7 +27,7 @@ def test_same_settings_resume_and_batch_size_or_greedy_seed_may_change(tmp_path)
     output = str(tmp_path / "p.jsonl")
     (tmp_path / "p.jsonl").write_text('{"id": 0}\n')
     record_output_settings(output, settings(tmp_path))
-    check_output_settings(output, settings(tmp_path, batch_size=32, seed=7))
+    check_output_settings(output, settings(tmp_path, batch_size=32, seed=7, engine="eager"))
 
 
 def test_other_settings_or_input_stop_with_one_line_naming_them(tmp_path):
@@ -38,6 +38,8 @@ def test_other_settings_or_input_stop_with_one_line_naming_them(tmp_path):
         check_output_settings(output, settings(tmp_path, max_new_tokens=128))
     assert "max_new_tokens 64 → 128" in str(error.value) and "\n" not in str(error.value)
     assert "another --output_path" in str(error.value)
+    with pytest.raises(InferOutputError, match=r"stop None → \['###'\]"):
+        check_output_settings(output, settings(tmp_path, stop=["###"]))
     with pytest.raises(InferOutputError, match=r"input_sha256 \w{12} → \w{12}\)"):
         check_output_settings(output, settings(tmp_path, input='{"prompt": "other"}\n'))
 
