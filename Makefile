@@ -46,12 +46,17 @@ unit: setup
 test: image
 	$(PYTEST) -m "not gpu" -v -rs --durations=15
 
-## demo: the main job on the embedded tiny model (QLoRA on a GPU host, LoRA on CPU)
+## demo: fine-tune the embedded tiny model on the sample data until its loss clearly falls (QLoRA on a GPU
+## host; on CPU every weight, since LoRA adapters on a random base learn too slowly to show in 2 minutes:
+## measured lora-sft 5.50 -> 4.88 in 80 steps, full-sft 5.39 -> 1.14 in 100, 9 s in the image). Its last line
+## gives the loss before and after and the path of loss_curve.png.
+DEMO_FLAGS := --output_dir output/demo --max_steps 100 --per_device_train_batch_size 4 --logging_steps 5 \
+	--save_strategy no --resume_from_checkpoint false --cleanup_output_dir_on_start true
 demo: image
 	@if $(FTIMG) doctor 2>/dev/null | grep -q "^ok   nvidia runtime"; then \
-	  $(FTIMG) run --gpus all qlora-sft --output_dir output/demo; \
+	  $(FTIMG) run --gpus all qlora-sft $(DEMO_FLAGS) --learning_rate 1e-2; \
 	else \
-	  $(FTIMG) run lora-sft --output_dir output/demo; \
+	  $(FTIMG) run full-sft $(DEMO_FLAGS) --learning_rate 3e-3; \
 	fi
 
 ## push: REGISTRY=registry.example.com/team/ftimg-train make push

@@ -61,6 +61,7 @@ def test_seed_003_trains_with_its_own_flags(jobs, tmp_path):
     assert "emptied ./model (--cleanup_output_dir_on_start)" in result.stderr
     assert not (tmp_path / "model" / "stale.txt").exists()
     assert "9 training sequences, 1 eval" in result.stderr, explain(result)  # first 10 records, 10% held out
+    assert "loss curve: model/loss_curve.png" in result.stderr, explain(result)
     run = read_run(tmp_path / "model")
     assert run["args"]["lora_r"] == 4 and run["args"]["val_set_size"] == 0.1
 

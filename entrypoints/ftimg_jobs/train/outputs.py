@@ -5,6 +5,7 @@ import os
 import time
 from pathlib import Path
 
+from ftimg_jobs.host_paths import PATH_MAP_ENV, host_paths
 from ftimg_jobs.model.device import device_info, peak_gpu_memory_bytes
 from ftimg_jobs.run_manifest import build_manifest, flat_args, write_manifest
 from ftimg_jobs.train.fingerprint_callback import FingerprintCheckpoints
@@ -31,6 +32,15 @@ def output_record(trainer) -> dict:
     return {}
 
 
+def learning_summary(metrics: dict, steps: int, curve: Path) -> str:
+    """The run's last line: how far the loss fell, and where the curve is (as the user named the directory)."""
+    where = host_paths(str(curve), os.environ.get(PATH_MAP_ENV, ""))
+    if "first_logged_loss" not in metrics:
+        return f"no loss was logged (fewer steps than --logging_steps); loss curve: {where}"
+    return (f"loss {metrics['first_logged_loss']:.3f} -> {metrics['final_logged_loss']:.3f} over {steps} steps; "
+            f"loss curve: {where}")
+
+
 def finish_run(trainer, *, job: str, parsed: tuple, stop, train_output, started: float, data_files: dict,
                attention: dict, eval_metrics: dict, resumed_from, extra: dict) -> int:
     """Save the final model (unless stopped early), loss curve and run.json; return the exit code."""
@@ -52,5 +62,7 @@ def finish_run(trainer, *, job: str, parsed: tuple, stop, train_output, started:
             global_step=trainer.state.global_step, resumed_from=resumed_from,
             extra={**extra, **output_record(trainer)})
         path = write_manifest(output_dir, manifest)
-        log.info("%s %s at step %d; wrote %s", job, manifest["status"], trainer.state.global_step, path)
+        log.info("%s %s at step %d; wrote %s", job, manifest["status"], trainer.state.global_step,
+                 host_paths(str(path), os.environ.get(PATH_MAP_ENV, "")))
+        log.info(learning_summary(manifest["metrics"], trainer.state.global_step, output_dir / "loss_curve.png"))
     return exit_code
