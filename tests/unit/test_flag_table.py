@@ -199,3 +199,10 @@ def test_cleanup_refuses_the_working_and_home_directories(tmp_path, monkeypatch)
     with pytest.raises(JobError, match="refusing to empty --output_dir ."):
         empty_output_dir(".")
     assert empty_output_dir(str(tmp_path / "absent")) == 0
+
+
+def test_use_ddp_false_asks_the_launcher_for_one_process():
+    from ftimg_jobs.__main__ import launch_environment
+
+    assert launch_environment(["lora-sft", "--use_ddp", "false"], {})["NPROC_PER_NODE"] == "1"
+    assert launch_environment(["lora-sft", "--use_ddp", "true"], {"A": "1"}) == {"A": "1"}
