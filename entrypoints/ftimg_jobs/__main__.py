@@ -12,6 +12,7 @@ import signal
 import sys
 
 from ftimg_jobs.args.config import launcher_setting
+from ftimg_jobs.args.flag_table import alias_note
 from ftimg_jobs.catalogue import describe_jobs, find_job, load_catalogue
 from ftimg_jobs.errors import JobError
 from ftimg_jobs.host_paths import PATH_MAP_ENV, host_paths
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
         module = importlib.import_module(spec.module)
         return module.main(spec.name, argv[1:]) or 0
     except JobError as error:
-        message = host_paths(str(error), os.environ.get(PATH_MAP_ENV, ""))
+        message = host_paths(str(error), os.environ.get(PATH_MAP_ENV, "")) + alias_note(argv, str(error))
         print(f"ftimg_jobs {argv[0]}: error: {message}", file=sys.stderr, flush=True)
         return 2
 

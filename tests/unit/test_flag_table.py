@@ -206,3 +206,11 @@ def test_use_ddp_false_asks_the_launcher_for_one_process():
 
     assert launch_environment(["lora-sft", "--use_ddp", "false"], {})["NPROC_PER_NODE"] == "1"
     assert launch_environment(["lora-sft", "--use_ddp", "true"], {"A": "1"}) == {"A": "1"}
+
+
+def test_an_error_about_a_renamed_flag_names_the_users_spelling():
+    from ftimg_jobs.args.flag_table import alias_note
+
+    message = "--data_path d.jsonl: no such file"
+    assert alias_note(["--train_data", "d.jsonl"], message) == " (--train_data is --data_path here)"
+    assert alias_note(["--data_path", "d.jsonl"], message) == ""

@@ -41,6 +41,14 @@ def bool_word(value: str):
     return "true" if lowered in TRUE_WORDS else "false" if lowered in FALSE_WORDS else lowered
 
 
+def alias_note(argv: list, message: str) -> str:
+    """Name the user's own spelling of each renamed flag the message mentions: ``--train_data`` for --data_path."""
+    typed = {token[2:].partition("=")[0].replace("-", "_") for token in argv if token.startswith("--")}
+    given = [f"--{old} is --{new} here" for old, new in load_flag_table()["renamed"].items()
+             if old in typed and f"--{new}" in message]
+    return f" ({'; '.join(given)})" if given else ""
+
+
 @dataclass
 class TableResult:
     tokens: list  # argv without the translated, launcher and refused flags
