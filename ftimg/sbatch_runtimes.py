@@ -16,11 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Callable
-
 from .compose_model import size_text
 from .errors import FtimgError
-from .runspec import RunSpec
+from .runspec import PathKind, RunSpec
 from .shell import Expansion, word, words
 
 RUNTIMES = ("pyxis", "apptainer", "docker")
@@ -38,8 +36,6 @@ SLURM_GPU_IDS = "${SLURM_STEP_GPUS:-$SLURM_JOB_GPUS}"
 PULL_TIMEOUT_S = 1800
 REMOVE_TIMEOUT_S = 60
 MOUNT_PATH_UNSAFE = re.compile(r"[,:\s]")
-
-PathKind = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True)
