@@ -1,6 +1,9 @@
-"""Small shims for the older pinned stack (torch 2.1 with accelerate 1.0)."""
+"""Small shims for the older pinned stack (torch 2.1 with accelerate 1.0), applied before training starts."""
 
 import torch
+
+# Just after torch's own CPU deserializer (priority 10), before the accelerator ones.
+CPU_INDEX_PRIORITY = 11
 
 
 def ensure_cpu_set_device() -> None:
@@ -8,3 +11,23 @@ def ensure_cpu_set_device() -> None:
     lacks it. The CPU is a single device, so selecting it is a no-op."""
     if not hasattr(torch.cpu, "set_device"):
         torch.cpu.set_device = lambda device: None
+
+
+def _restore_on_indexed_cpu(storage, location: str):
+    return storage if location.startswith("cpu:") else None
+
+
+def ensure_indexed_cpu_loads() -> None:
+    """Let ``torch.load(map_location="cpu:N")`` load onto the CPU.
+
+    In a multi-process CPU run accelerate names each process's device ``cpu:N``, and the Trainer
+    resumes its optimizer state with ``map_location=args.device``. torch's CPU deserializer only
+    accepts ``"cpu"``, so on torch 2.1 the load falls through to the HPU one and fails with
+    "HPU device module is not loaded": every resumed multi-process CPU run (a requeued Slurm job) died.
+    """
+    torch.serialization.register_package(CPU_INDEX_PRIORITY, lambda _obj: None, _restore_on_indexed_cpu)
+
+
+def apply_torch_shims() -> None:
+    ensure_cpu_set_device()
+    ensure_indexed_cpu_loads()

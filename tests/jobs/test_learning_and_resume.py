@@ -83,3 +83,17 @@ def test_sigterm_saves_a_checkpoint_and_exits_143_then_resumes(jobs, tmp_path):
     assert result.returncode == 0, explain(result)
     run = read_run(tmp_path / "out")
     assert run["global_step"] == stopped_at + 2 and run["resumed_from"].endswith(checkpoints[0].name)
+
+
+def test_two_process_cpu_run_resumes_its_optimizer_state(jobs, tmp_path):
+    """Each CPU process's device is ``cpu:N``; torch 2.1 could not load a checkpoint onto it (a requeued
+    multi-node Slurm job died on resume)."""
+    two_processes = {"NPROC_PER_NODE": "2"}
+    args = ["lora-sft", "--output_dir", "out", "--save_steps", "2", *FAST]
+    first = jobs.run(*args, "--max_steps", "2", cwd=tmp_path, env=two_processes)
+    assert first.returncode == 0, explain(first)
+    extended = jobs.run(*args, "--max_steps", "4", cwd=tmp_path, env=two_processes)
+    assert extended.returncode == 0, explain(extended)
+    run = read_run(tmp_path / "out")
+    assert run["world_size"] == 2 and run["global_step"] == 4, run
+    assert run["resumed_from"].endswith("checkpoint-2"), run["resumed_from"]

@@ -63,13 +63,13 @@ def training_tokens(tokens: list) -> tuple:
     """Precision and distributed backend for a training argv; returns ``(tokens, precision note)``."""
     import torch
 
-    from ftimg_jobs.torch_compat import ensure_cpu_set_device
+    from ftimg_jobs.torch_compat import apply_torch_shims
 
     cuda = torch.cuda.is_available()
     tokens, note = training_precision_tokens(tokens, cuda, cuda and torch.cuda.is_bf16_supported())
     if os.environ.get(BACKEND_ENV) and flag_value(tokens, "ddp_backend") is None:
         tokens += ["--ddp_backend", os.environ[BACKEND_ENV]]
-    ensure_cpu_set_device()
+    apply_torch_shims()
     return tokens, note
 
 
