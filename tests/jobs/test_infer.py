@@ -139,3 +139,32 @@ def test_bad_input_fails_naming_file_and_line(jobs, tmp_path, lines, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_bad_generation_flags_are_reported_together(jobs, tmp_path):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 2)
+    result = run_infer(jobs, "--input_path", prompts, "--output_path", tmp_path / "out.jsonl", "--do_sample", "True",
+                       "--top_p", 1.5, "--temperature", 0, "--repetition_penalty", -1, cwd=tmp_path)
+    assert result.returncode != 0
+    for flag in ("--top_p must be in (0, 1], got 1.5", "--temperature must be above 0",
+                 "--repetition_penalty must be above 0"):
+        assert flag in result.stderr, explain(result)
+
+
+def test_static_engine_on_a_cpu_says_why_and_auto_falls_back(jobs, tmp_path):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
+    refused = run_infer(jobs, "--input_path", prompts, "--output_path", tmp_path / "s" / "out.jsonl",
+                        "--engine", "static", "--max_new_tokens", 4, cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "--engine static cannot run here" in refused.stderr and "--engine eager" in refused.stderr
+    plain = infer(jobs, tmp_path, prompts, tmp_path / "a" / "out.jsonl", "--repetition_penalty", 1.2)
+    run = read_run(tmp_path / "a")
+    assert run["engine"]["name"] == "eager" and "static engine cannot run here" in run["engine"]["reason"]
+    # A stop string the model produces: an ASCII character of its output (the tiny model writes random bytes).
+    stop = next(c for r in plain for c in r["generated_text"] if c.isascii() and c.isalnum())
+    stopped = infer(jobs, tmp_path, prompts, tmp_path / "b" / "out.jsonl", "--stop", stop,
+                    "--repetition_penalty", 1.2)
+    for before, after in zip(plain, stopped):
+        text = before["generated_text"]
+        assert after["generated_text"] == (text[:text.index(stop)] if stop in text else text)
+        assert after["finish_reason"] == ("stop" if stop in text else before["finish_reason"])
