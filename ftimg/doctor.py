@@ -8,9 +8,9 @@ import subprocess
 from dataclasses import dataclass
 
 import docker
-
-from . import engine, slurm
-from .errors import EngineError, FtimgError
+from ftimg import engine
+from ftimg.cluster import slurm
+from ftimg.errors import EngineError, FtimgError
 
 MIN_FREE_GIB = 30  # a cu121 stack build peaks at ~28 GB on top of what was there (docs/images.md)
 MIN_SHM_MIB = 1024
@@ -79,7 +79,7 @@ def memlock_check(client) -> Check:
     Some engines (rootless Docker, sandboxes) refuse it; `ftimg run` then quietly keeps the
     engine's limit, so this is the one place that says so.
     """
-    from .run import refused_ulimit  # run imports the runspec machinery doctor otherwise does not need
+    from ftimg.job.run import refused_ulimit  # run imports the runspec machinery doctor otherwise does not need
 
     image = next((tag for found in client.images.list() for tag in found.tags if tag.startswith("ftimg/")), None)
     if image is None:

@@ -11,12 +11,12 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable
 
+import requests
+
 import docker
 import docker.errors
 import docker.types
-import requests
-
-from .errors import BuildError, EngineError
+from ftimg.errors import BuildError, EngineError
 
 OnLine = Callable[[str], None]
 LOG_TAIL_LINES = 40

@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from ftimg import engine, lockfile
-from ftimg.context import recipe_digest
-from ftimg.labels import stack_tag, train_tags
+from ftimg import engine
+from ftimg.image.context import recipe_digest
+from ftimg.image.labels import stack_tag, train_tags
+from ftimg.lock import lockfile
 
 PROFILE = os.environ.get("FTIMG_TEST_PROFILE", "cu121-torch2.1")
 

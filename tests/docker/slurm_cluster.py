@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import docker.errors
-
 from ftimg import engine
 
 SLURM_DIR = Path(__file__).resolve().parent / "slurm"

@@ -9,10 +9,9 @@ import subprocess
 
 import pytest
 import yaml
-
-from ftimg.runspec import run_user
-
 from tracked import ftimg, memlock_args  # noqa: F401
+
+from ftimg.job.runspec import run_user
 
 pytestmark = pytest.mark.docker
 

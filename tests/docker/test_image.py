@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from ftimg import engine
-from ftimg.build import current_stack, needs_stack_build
+from ftimg.image.build import current_stack, needs_stack_build
+from ftimg.image.verify import verify_image
 from ftimg.paths import ProjectPaths
-from ftimg.verify import verify_image
 
 pytestmark = pytest.mark.docker
 
@@ -128,8 +128,8 @@ def test_stack_inputs_are_fetched_into_an_empty_wheelhouse(client, profile, tmp_
     """A stack build brings its own wheelhouse: the engine may hold a base from an earlier run, the disk nothing."""
     from dataclasses import replace
 
-    from ftimg.build import prepare_stack_inputs
     from ftimg.errors import FetchError
+    from ftimg.image.build import prepare_stack_inputs
 
     small = replace(profile, artifacts=tuple(a for a in profile.artifacts if a.name in {"pip", "wheel"}))
     assert len(small.artifacts) == 2

@@ -13,10 +13,9 @@ import time
 import bcrypt
 import pytest
 import requests
+from tracked import ftimg
 
 from ftimg import engine
-
-from tracked import ftimg
 
 pytestmark = pytest.mark.docker
 

@@ -12,10 +12,10 @@ on a machine whose wheelhouse is gone.
 import pytest
 
 from ftimg import engine
-from ftimg.build import build_profile
-from ftimg.labels import train_tags
+from ftimg.image.build import build_profile
+from ftimg.image.labels import train_tags
+from ftimg.image.verify import content_digest
 from ftimg.paths import ProjectPaths
-from ftimg.verify import content_digest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.rebuilds_image]
 

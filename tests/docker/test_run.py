@@ -8,14 +8,13 @@ import subprocess
 import threading
 import time
 
-import docker.errors
 import pytest
-
-from ftimg import engine
-from ftimg.run import make_output_dirs
-from ftimg.runspec import RunOptions, build_run_spec, image_jobs, run_user
-
 from tracked import FTIMG, containers, ftimg, job_container_names, memlock_args, tree_contains  # noqa: F401
+
+import docker.errors
+from ftimg import engine
+from ftimg.job.run import make_output_dirs
+from ftimg.job.runspec import RunOptions, build_run_spec, image_jobs, run_user
 
 pytestmark = pytest.mark.docker
 

@@ -10,12 +10,10 @@ script written with the same flags.
 """
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import yaml
-
 from tracked import containers, ftimg, memlock_args, tree_contains  # noqa: F401
 
 pytestmark = pytest.mark.docker

@@ -10,7 +10,6 @@ import subprocess
 import time
 
 import pytest
-
 from slurm_cluster import SlurmCluster
 from tracked import containers, ftimg, memlock_args  # noqa: F401
 

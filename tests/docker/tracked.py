@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import docker.errors
 import pytest
 
-from ftimg.labels import RUN_JOB_LABEL
+import docker.errors
+from ftimg.image.labels import RUN_JOB_LABEL
 
 FTIMG = [sys.executable, "-c", "from ftimg.cli import main; main()"]
 

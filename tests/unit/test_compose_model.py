@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from ftimg.compose_model import compose_model, dumps
+from ftimg.cluster.compose import compose_model, dumps
 from ftimg.errors import FtimgError
-from ftimg.runspec import RunOptions, build_run_spec
+from ftimg.job.runspec import RunOptions, build_run_spec
 
 JOBS = [{"name": "lora-sft", "path_flags": ["model_name_or_path", "data_path", "output_dir"]}]
 FILES = {"/p/data.jsonl": "file"}

@@ -3,13 +3,12 @@
 import json
 
 import pytest
+from test_jobs_sft_tokenize import CharTokenizer, trained_text
 
 from ftimg_jobs.data.formats import Conversion, load_sft_examples, to_sft_example
 from ftimg_jobs.data.records import Record
 from ftimg_jobs.data.tokenization import IGNORE_INDEX, render, tokenize_example
 from ftimg_jobs.errors import JobError
-
-from test_jobs_sft_tokenize import CharTokenizer, trained_text
 
 WEATHER = {"name": "get_weather", "description": "Weather of a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from ftimg.errors import FetchError
-from ftimg.fetch import fetch_profile
-from ftimg.lockfile import Artifact, LockedProfile
+from ftimg.image.fetch import fetch_profile
+from ftimg.lock.lockfile import Artifact, LockedProfile
 
 PAYLOAD = b"pretend wheel bytes"
 

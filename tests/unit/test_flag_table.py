@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from seed_command_lines import SEEDS_DIR, command_lines
 
-from ftimg import build, runspec
-from ftimg.labels import image_labels
-from ftimg.lockfile import LockedProfile
+from ftimg.image import build
+from ftimg.image.labels import image_labels
+from ftimg.job import runspec
+from ftimg.lock.lockfile import LockedProfile
 from ftimg_jobs.args import config as jobs_config
 from ftimg_jobs.args.config import assemble_argv, launcher_setting
 from ftimg_jobs.args.flag_table import apply_flag_table, load_flag_table, refusal

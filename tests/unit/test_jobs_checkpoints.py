@@ -2,8 +2,8 @@
 
 import pytest
 
-from ftimg_jobs.train.resume import latest_checkpoint, resolve_resume
 from ftimg_jobs.errors import JobError
+from ftimg_jobs.train.resume import latest_checkpoint, resolve_resume
 
 
 def make_checkpoint(root, step, complete=True):

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from ftimg_jobs.args.config import assemble_argv, flag_value
-from ftimg_jobs.model.precision import training_precision_tokens as precision_tokens
 from ftimg_jobs.errors import JobError
+from ftimg_jobs.model.precision import training_precision_tokens as precision_tokens
 
 KNOWN = {"model_name_or_path", "data_path", "lora_r", "lora_alpha", "q_lora", "flash_attn", "bf16", "fp16",
          "output_dir", "deepspeed", "eval_strategy", "lora_target_modules", "accelerator_config",

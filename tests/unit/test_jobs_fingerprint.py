@@ -5,14 +5,8 @@ from types import SimpleNamespace
 import pytest
 
 from ftimg_jobs.errors import JobError
-from ftimg_jobs.train.fingerprint import (
-    FINGERPRINT_FILE,
-    build_fingerprint,
-    changed_settings,
-    differences,
-    fingerprint_document,
-    write_fingerprint,
-)
+from ftimg_jobs.train.fingerprint import (FINGERPRINT_FILE, build_fingerprint, changed_settings, differences,
+                                          fingerprint_document, write_fingerprint)
 from ftimg_jobs.train.resume import plan_resume
 
 SETTINGS = {"world_size": 1, "per_device_train_batch_size": 2, "max_steps": 6, "save_steps": 2}

@@ -2,10 +2,10 @@
 
 import json
 
-from ftimg import labels
-from ftimg.context import write_stack_context
-from ftimg.dockerfile import render
-from ftimg.lockfile import Artifact, LockedProfile
+from ftimg.image import labels
+from ftimg.image.context import write_stack_context
+from ftimg.image.dockerfile import render
+from ftimg.lock.lockfile import Artifact, LockedProfile
 
 SPEC = {"python": "3.11", "base": {"image": "ftimg/base:bookworm-py3.11"}, "description": "test",
         "optional": {"flash-attn": {"filename": "fa.whl", "url": "https://x/fa.whl", "sha256": ""}}}

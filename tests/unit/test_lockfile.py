@@ -2,9 +2,9 @@
 
 import pytest
 
-from ftimg import lockfile
 from ftimg.errors import LockError
-from ftimg.lockfile import Artifact, Lock, LockedProfile
+from ftimg.lock import lockfile
+from ftimg.lock.lockfile import Artifact, Lock, LockedProfile
 
 SPEC = {"python": "3.11", "platform": "x86_64-manylinux_2_36", "exclude_newer": "", "requirements": ["six"],
         "build_requirements": ["pip"], "base": {"image": "ftimg/base:x", "suite": "bookworm",

@@ -1,6 +1,6 @@
 """Choosing the file of a release for the image's Python and platform, not the host's."""
 
-from ftimg.platform_tags import choose_file, target_tags
+from ftimg.lock.platform_tags import choose_file, target_tags
 
 TAGS = target_tags("3.11", "x86_64-manylinux_2_36")
 

@@ -3,7 +3,7 @@
 import pytest
 
 from ftimg.errors import FtimgError
-from ftimg.push import LayerProgress, push_hint, push_tags, split_destination
+from ftimg.image.push import LayerProgress, push_hint, push_tags, split_destination
 
 LABELS = {"org.ftimg.profile": "cu121-torch2.1", "org.ftimg.lock-hash": "e054bce86fcf" + "0" * 52}
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from ftimg.errors import FtimgError
-from ftimg.runspec import (DEFAULT_ULIMITS, GpuRequest, Mount, RunOptions, build_run_spec, default_shm_size,
-                           image_jobs, job_environment, missing_gpu_runtime, parse_env_file, parse_gpus,
-                           parse_size, parse_ulimits, run_user)
+from ftimg.job.runspec import (DEFAULT_ULIMITS, GpuRequest, Mount, RunOptions, build_run_spec, default_shm_size,
+                               image_jobs, job_environment, missing_gpu_runtime, parse_env_file, parse_gpus, parse_size,
+                               parse_ulimits, run_user)
 
 CWD = "/home/me/proj"
 JOBS = [

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from ftimg.runspec import Mount, RunOptions, build_run_spec
+from ftimg.job.runspec import Mount, RunOptions, build_run_spec
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "entrypoints" / "ftimg_jobs" / "catalogue.json"
 

@@ -5,12 +5,12 @@ import pytest
 from click.testing import CliRunner
 
 from ftimg.cli import main
-from ftimg.compose_model import rendezvous_environment
+from ftimg.cluster.compose import rendezvous_environment
+from ftimg.cluster.runtimes import ImageFacts
+from ftimg.cluster.sbatch import SbatchOptions, batch_script, check_options, managed_option, time_limit_seconds
+from ftimg.cluster.submit import docker_only_options
 from ftimg.errors import FtimgError
-from ftimg.runspec import RunOptions, build_run_spec
-from ftimg.sbatch import SbatchOptions, batch_script, check_options, managed_option, time_limit_seconds
-from ftimg.sbatch_job import docker_only_options
-from ftimg.sbatch_runtimes import ImageFacts
+from ftimg.job.runspec import RunOptions, build_run_spec
 
 JOBS = [{"name": "lora-sft", "path_flags": ["model_name_or_path", "data_path", "output_dir"]}]
 FILES = {"/shared/data.jsonl": "file"}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ftimg.runspec import Mount, RunSpec
-from ftimg.sbatch import SbatchOptions, batch_script
-from ftimg.sbatch_runtimes import ImageFacts
+from ftimg.cluster.runtimes import ImageFacts
+from ftimg.cluster.sbatch import SbatchOptions, batch_script
+from ftimg.job.runspec import Mount, RunSpec
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGE = "registry.example.com/team/train:cu121-torch2.1"

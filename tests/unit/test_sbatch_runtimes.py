@@ -3,10 +3,10 @@ apptainer steps, and `ftimg run`'s container settings in docker steps."""
 
 import pytest
 
+from ftimg.cluster.runtimes import (ImageFacts, docker_network, enroot_uri, image_facts, is_registry_ref, node_image,
+                                    runtime_step)
 from ftimg.errors import FtimgError
-from ftimg.runspec import Mount, RunOptions, build_run_spec
-from ftimg.sbatch_runtimes import (ImageFacts, docker_network, enroot_uri, image_facts, is_registry_ref,
-                                   node_image, runtime_step)
+from ftimg.job.runspec import Mount, RunOptions, build_run_spec
 
 JOBS = [{"name": "lora-sft", "path_flags": ["model_name_or_path", "data_path", "output_dir"]}]
 FILES = {"/shared/data.jsonl": "file", "/shared/train.sqsh": "file", "/shared/train.sif": "file"}

@@ -3,9 +3,9 @@ the controller's config, plugstack.conf, and the node probe of `ftimg doctor --p
 
 import pytest
 
+from ftimg.cluster.slurm import (check_capacity, config_value, parse_job_id, parse_partitions, parse_probe,
+                                 plugstack_entries, pyxis_in_plugstack)
 from ftimg.errors import FtimgError
-from ftimg.slurm import (check_capacity, config_value, parse_job_id, parse_partitions, parse_probe,
-                         plugstack_entries, pyxis_in_plugstack)
 
 # `sinfo -h -s -o '%P %F'` and `sinfo -h -o '%R %G'` of a cluster with a CPU and a GPU partition.
 SUMMARY = "debug* 0/2/0/2\ngpu 3/2/3/8\n"

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 import ftimg_jobs.secrets as job_secrets
-from ftimg import secrets as host_secrets
-from ftimg.compose_model import compose_model, dumps
+from ftimg.cluster.compose import compose_model, dumps
 from ftimg.errors import FtimgError
-from ftimg.runspec import RunOptions, build_run_spec
-from ftimg.secret_files import secret_mounts
-from ftimg.secrets import (SecretInput, collect_secrets, compose_secrets, parse_secret_option, passed_secret_names,
-                           split_secret_flags)
+from ftimg.job import secrets as host_secrets
+from ftimg.job.runspec import RunOptions, build_run_spec
+from ftimg.job.secret_files import secret_mounts
+from ftimg.job.secrets import (SecretInput, collect_secrets, compose_secrets, parse_secret_option, passed_secret_names,
+                               split_secret_flags)
 
 TOKEN = "hf_FAKEftimgTestToken0123456789abcdef"
 NAMES = ["HF_TOKEN", "hub_token", "hub-token", "push_to_hub_token", "WANDB_API_KEY", "OPENAI_APIKEY",

@@ -3,9 +3,9 @@
 import pytest
 
 from ftimg.errors import LockError
-from ftimg.lock import check_lock
-from ftimg.lockfile import Artifact, Lock, LockedProfile
-from ftimg.spec import load_specs, parse_spec
+from ftimg.lock.lockfile import Artifact, Lock, LockedProfile
+from ftimg.lock.resolve import check_lock
+from ftimg.lock.spec import load_specs, parse_spec
 
 GOOD = """
 python = "3.11"
@@ -45,7 +45,7 @@ def test_check_passes_when_in_sync_and_names_each_difference():
 
 
 def test_repo_specs_match_the_committed_lock(project_root):
-    from ftimg import lockfile
+    from ftimg.lock import lockfile
     specs = load_specs(project_root / "docker" / "profiles")
     assert set(specs) == {"cu121-torch2.1", "cu130-torch2.11"}
     assert check_lock(specs, lockfile.load(project_root / "images.lock")) == []

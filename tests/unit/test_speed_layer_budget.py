@@ -1,14 +1,7 @@
 """The automatic choice of how many decoder layers to checkpoint (torch-free)."""
 
-from ftimg_jobs.train.layer_budget import (
-    GIB,
-    ModelShape,
-    StepMemory,
-    allocator_reserve_bytes,
-    layer_activation_bytes,
-    layers_to_checkpoint,
-    loss_workspace_bytes,
-)
+from ftimg_jobs.train.layer_budget import (GIB, ModelShape, StepMemory, allocator_reserve_bytes, layer_activation_bytes,
+                                           layers_to_checkpoint, loss_workspace_bytes)
 
 LLAMA_7B = ModelShape(num_layers=32, hidden_size=4096, intermediate_size=11008, vocab_size=32000)
 

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from ftimg.tarstream import tar_stream
+from ftimg.image.tarstream import tar_stream
 
 
 def test_stream_holds_every_file_with_content_mode_and_hardlinks_as_files(tmp_path):
@@ -30,6 +30,6 @@ def test_a_file_that_vanishes_mid_stream_is_an_error_naming_the_context(tmp_path
     root.mkdir()
     (root / "kept").write_text("x")
     listed = [root / "kept", root / "vanished.whl"]  # listed, then deleted before it was read
-    monkeypatch.setattr("ftimg.tarstream._files", lambda _: listed)
+    monkeypatch.setattr("ftimg.image.tarstream._files", lambda _: listed)
     with pytest.raises(OSError, match=r"tarring the build context .*ctx failed: .*vanished.whl"):
         b"".join(tar_stream(root))

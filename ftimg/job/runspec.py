@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Callable, Mapping
 
-from .errors import FtimgError
-from .labels import FLAGS_LABEL, JOBS_LABEL, RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
-from .secrets import SecretInput, collect_secrets, exposed_env_note, is_secret, split_secret_flags
+from ftimg.errors import FtimgError
+from ftimg.image.labels import FLAGS_LABEL, JOBS_LABEL, RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
+from ftimg.job.secrets import SecretInput, collect_secrets, exposed_env_note, is_secret, split_secret_flags
 
 # Host paths appear in the container under this prefix, at their absolute host path:
 # ./data.jsonl run from /home/me/proj is /mnt/host/home/me/proj/data.jsonl inside.

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import engine
-from .errors import EngineError, FtimgError
-from .labels import LOCK_HASH_LABEL, PROFILE_LABEL
+from ftimg import engine
+from ftimg.errors import EngineError, FtimgError
+from ftimg.image.labels import LOCK_HASH_LABEL, PROFILE_LABEL
 
 Progress = Callable[[str], None]
 PROGRESS_EVERY_S = 5.0

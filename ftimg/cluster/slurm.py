@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import FtimgError
+from ftimg.errors import FtimgError
 
 SLURM_TIMEOUT_S = 60
 # One short step on one node: what it has to run images with. --immediate and the time limit bound it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from .errors import LockError
+from ftimg.errors import LockError
 
 ACCEPT = "application/vnd.pypi.simple.v1+json"
 

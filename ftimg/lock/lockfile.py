@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import LockError
+from ftimg.errors import LockError
 
 LOCK_VERSION = 1
 ARTIFACT_KEYS = ("name", "version", "kind", "role", "filename", "url", "sha256")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import yaml
 
-from .errors import FtimgError
-from .runspec import RunSpec
+from ftimg.errors import FtimgError
+from ftimg.job.runspec import RunSpec
 
 DEFAULT_MASTER_PORT = 29500
 # Overridable when `docker compose up` runs: `NCCL_SOCKET_IFNAME=ib0 docker compose up`.

@@ -14,8 +14,8 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from .dockerfile import render
-from .lockfile import LockedProfile
+from ftimg.image.dockerfile import render
+from ftimg.lock.lockfile import LockedProfile
 
 
 def recipe_digest(docker_dir: Path) -> str:

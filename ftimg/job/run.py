@@ -18,12 +18,12 @@ from typing import Callable, Mapping
 
 import yaml
 
-from . import engine
-from .errors import FtimgError
-from .labels import RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
-from .runspec import (RunOptions, RunSpec, build_run_spec, config_file_of, host_path, image_jobs,
-                      missing_gpu_runtime, parse_env_file)
-from .secret_files import secret_mounts
+from ftimg import engine
+from ftimg.errors import FtimgError
+from ftimg.image.labels import RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
+from ftimg.job.runspec import (RunOptions, RunSpec, build_run_spec, config_file_of, host_path, image_jobs,
+                               missing_gpu_runtime, parse_env_file)
+from ftimg.job.secret_files import secret_mounts
 
 log = logging.getLogger(__name__)
 RLIMIT_ERROR = re.compile(r"rlimit type (\d+)|RLIMIT_([A-Z]+)")

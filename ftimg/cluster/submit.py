@@ -13,12 +13,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import engine, slurm
-from .errors import FtimgError
-from .run import make_output_dirs, path_kind, prepare_run
-from .runspec import RunOptions, RunSpec
-from .sbatch import SbatchOptions, batch_script, check_options
-from .sbatch_runtimes import image_facts, node_image
+from ftimg import engine
+from ftimg.cluster import slurm
+from ftimg.cluster.runtimes import image_facts, node_image
+from ftimg.cluster.sbatch import SbatchOptions, batch_script, check_options
+from ftimg.errors import FtimgError
+from ftimg.job.run import make_output_dirs, path_kind, prepare_run
+from ftimg.job.runspec import RunOptions, RunSpec
 
 
 @dataclass

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import engine
-from .errors import EngineError
+from ftimg import engine
+from ftimg.errors import EngineError
 
 BUILT_BY_FTIMG = "ftimg/base:"
 # Files that differ on every debootstrap run and mean nothing to the image.

@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from .compose_model import size_text
-from .errors import FtimgError
-from .runspec import PathKind, RunSpec
-from .shell import Expansion, word, words
+
+from ftimg.cluster.compose import size_text
+from ftimg.cluster.shell import Expansion, word, words
+from ftimg.errors import FtimgError
+from ftimg.job.runspec import PathKind, RunSpec
 
 RUNTIMES = ("pyxis", "apptainer", "docker")
 # torchrun's per-worker variables. Set by enroot's PyTorch hook or a submitting shell that itself runs

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
-from .errors import FtimgError
-from .runspec import Mount
-from .secrets import SecretInput, secrets_dir
+from ftimg.errors import FtimgError
+from ftimg.job.runspec import Mount
+from ftimg.job.secrets import SecretInput, secrets_dir
 
 RAM_DIRS = ("/dev/shm",)
 

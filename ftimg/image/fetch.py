@@ -14,8 +14,8 @@ from typing import Callable
 
 import requests
 
-from .errors import FetchError
-from .lockfile import Artifact, LockedProfile
+from ftimg.errors import FetchError
+from ftimg.lock.lockfile import Artifact, LockedProfile
 
 CHUNK = 1 << 20
 Progress = Callable[[str], None]

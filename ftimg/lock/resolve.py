@@ -16,11 +16,11 @@ from typing import Callable
 import requests
 from packaging.requirements import Requirement
 
-from .errors import LockError
-from .index import project_files
-from .lockfile import Artifact, Lock, LockedProfile, canonical_name
-from .platform_tags import choose_file, target_tags
-from .spec import ProfileSpec
+from ftimg.errors import LockError
+from ftimg.lock.index import project_files
+from ftimg.lock.lockfile import Artifact, Lock, LockedProfile, canonical_name
+from ftimg.lock.platform_tags import choose_file, target_tags
+from ftimg.lock.spec import ProfileSpec
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 Progress = Callable[[str], None]

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from .errors import FtimgError
+from ftimg.errors import FtimgError
 
 RULE_FILE = Path(__file__).with_name("secret_names.json")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

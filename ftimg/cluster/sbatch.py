@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import __version__
-from .compose_model import DEFAULT_MASTER_PORT, NCCL_SETTINGS, rendezvous_environment
-from .errors import FtimgError
-from .runspec import HF_CACHE_TARGET, RunSpec
-from .sbatch_runtimes import RUNTIMES, ImageFacts, runtime_step
-from .shell import continued, words
+from ftimg import __version__
+from ftimg.cluster.compose import DEFAULT_MASTER_PORT, NCCL_SETTINGS, rendezvous_environment
+from ftimg.cluster.runtimes import RUNTIMES, ImageFacts, runtime_step
+from ftimg.cluster.shell import continued, words
+from ftimg.errors import FtimgError
+from ftimg.job.runspec import HF_CACHE_TARGET, RunSpec
 
 # Shell expressions the batch script fills the launcher's contract with.
 SLURM_RENDEZVOUS = {"nnodes": "$SLURM_NNODES", "node_rank": "$SLURM_NODEID",

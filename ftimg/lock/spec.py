@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from .errors import LockError
+from ftimg.errors import LockError
 
 SPEC_KEYS = {"description", "python", "platform", "exclude_newer", "requirements",
              "build_requirements", "base", "optional"}

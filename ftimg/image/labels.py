@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from . import __version__
-from .lockfile import LockedProfile
+from ftimg import __version__
+from ftimg.lock.lockfile import LockedProfile
 
 TRAIN_REPO = "ftimg/train"
 STACK_REPO = "ftimg/stack"

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import engine
-from .base import ensure_base
-from .context import recipe_digest, write_stack_context
-from .dockerfile import render
-from .errors import FetchError
-from .doctor import disk_check
-from .fetch import fetch_profile, optional_present, sha256_of
-from .labels import image_labels, stack_buildargs, stack_tag, train_buildargs, train_tags
-from .lockfile import LockedProfile
-from .paths import ProjectPaths
-from .tarstream import tar_stream
+from ftimg import engine
+from ftimg.doctor import disk_check
+from ftimg.errors import FetchError
+from ftimg.image.base import ensure_base
+from ftimg.image.context import recipe_digest, write_stack_context
+from ftimg.image.dockerfile import render
+from ftimg.image.fetch import fetch_profile, optional_present, sha256_of
+from ftimg.image.labels import image_labels, stack_buildargs, stack_tag, train_buildargs, train_tags
+from ftimg.image.tarstream import tar_stream
+from ftimg.lock.lockfile import LockedProfile
+from ftimg.paths import ProjectPaths
 
 BUILDER_LABEL = "org.ftimg.builder-of"  # set in docker/stack.Dockerfile's builder stage
 CATALOGUE = Path("entrypoints/ftimg_jobs/catalogue.json")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from . import engine
-from .errors import VerifyError
-from .lockfile import Lock, LockedProfile, canonical_name
+from ftimg import engine
+from ftimg.errors import VerifyError
+from ftimg.lock.lockfile import Lock, LockedProfile, canonical_name
 
 LIST_DISTRIBUTIONS = (
     "import importlib.metadata as m, json, sys;"

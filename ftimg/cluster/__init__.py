@@ -1,0 +1,1 @@
+"""Beyond one host: compose files and Slurm batch scripts that fill the jobs' rendezvous contract."""
