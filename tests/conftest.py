@@ -1,11 +1,12 @@
 from pathlib import Path
 
 import pytest
+from project_paths import ROOT
 
 
 @pytest.fixture(scope="session")
 def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return ROOT
 
 
 def pytest_collection_modifyitems(items):

@@ -10,8 +10,9 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from project_paths import ROOT
 
-SEEDS_DIR = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+SEEDS_DIR = ROOT.parent / "shared" / "seeds"
 SCRIPT = re.compile(r"\S+\.py\b")
 LAUNCHER = re.compile(r"^(accelerate[- ]launch|torchrun|deepspeed|srun|python)\b")
 

@@ -10,11 +10,10 @@ import os
 import signal
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
+from project_paths import ENTRYPOINTS
 
-ENTRYPOINTS = Path(__file__).resolve().parents[2] / "entrypoints"
 DEFAULT_IMAGE = "ftimg/train:cu121-torch2.1"
 
 

@@ -1,14 +1,14 @@
 """One end-to-end run per data format family on the tiny model: raw text, tool calling, typed parts, a dataset spec."""
 
 import json
-from pathlib import Path
 
 import pytest
 from job_helpers import SMALL, explain, read_run, write_jsonl
+from project_paths import SAMPLE_DATA
 
 pytestmark = pytest.mark.docker
 
-NER_SPEC = Path(__file__).resolve().parents[2] / "entrypoints" / "data" / "ner" / "ner_spec.yaml"
+NER_SPEC = SAMPLE_DATA / "ner" / "ner_spec.yaml"
 WEATHER = {"name": "get_weather", "description": "Weather of a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 
@@ -88,3 +88,11 @@ def test_a_bad_spec_is_refused_naming_file_and_problem(jobs, tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr, explain(result)
     assert "d.jsonl:1: record 1 field 'label' must be a string, got dict" in result.stderr
     assert "answer_template" in result.stderr
+
+
+def test_a_csv_file_trains_through_datasets(jobs, tmp_path):
+    rows = "".join(f"复述 {i},repeat {i}\n" for i in range(8))
+    (tmp_path / "train.csv").write_text("instruction,output\n" + rows, encoding="utf-8")
+    train(jobs, tmp_path, "--data_path", "train.csv")
+    run = read_run(tmp_path / "out")
+    assert run["data_format"] == "alpaca" and run["global_step"] == 2, run

@@ -1,7 +1,6 @@
 """Dataset specs: keys, other tools' spellings, ratios and every problem reported at once (torch-free)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -10,8 +9,9 @@ from ftimg_jobs.data.loading import combine, data_sources, flag_settings
 from ftimg_jobs.data.mixing import mix_by_ratio
 from ftimg_jobs.data.spec import load_spec_document, parse_spec
 from ftimg_jobs.errors import JobError
+from project_paths import SAMPLE_DATA
 
-NER_SPEC = Path(__file__).resolve().parents[2] / "entrypoints" / "data" / "ner" / "ner_spec.yaml"
+NER_SPEC = SAMPLE_DATA / "ner" / "ner_spec.yaml"
 
 
 class Flags:

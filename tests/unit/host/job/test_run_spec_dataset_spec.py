@@ -1,11 +1,11 @@
 """`ftimg run ... --dataset_spec spec.yaml` mounts the spec's folder: the spec names its data relative to it."""
 
 import json
-from pathlib import Path
 
 from ftimg.job.runspec import Mount, RunOptions, build_run_spec
+from project_paths import JOBS_PACKAGE
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "entrypoints" / "ftimg_jobs" / "catalogue.json"
+CATALOGUE = JOBS_PACKAGE / "catalogue.json"
 
 CWD = "/home/me/proj"
 JOBS = [{"name": "lora-sft", "description": "LoRA SFT", "path_flags": ["data_path", "dataset_spec", "output_dir"]},

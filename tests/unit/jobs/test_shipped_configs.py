@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from project_paths import ENTRYPOINTS
 
-CONFIGS = Path(__file__).resolve().parents[2] / "entrypoints" / "configs"
+CONFIGS = ENTRYPOINTS / "configs"
 DEEPSPEED = sorted((CONFIGS / "deepspeed").glob("*.json"))
 ACCELERATE = sorted((CONFIGS / "accelerate").glob("*.yaml"))
 

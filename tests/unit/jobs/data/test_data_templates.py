@@ -12,8 +12,9 @@ from ftimg_jobs.data.labels import load_cls_records  # noqa: E402
 from ftimg_jobs.data.records import Record  # noqa: E402
 from ftimg_jobs.data.spec import load_spec_document, parse_spec  # noqa: E402
 from ftimg_jobs.errors import JobError  # noqa: E402
+from project_paths import SAMPLE_DATA
 
-NER_DIR = Path(__file__).resolve().parents[2] / "entrypoints" / "data" / "ner"
+NER_DIR = SAMPLE_DATA / "ner"
 
 
 def test_ner_spec_targets_are_the_labels_as_json():

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from test_jobs_sft_tokenize import CharTokenizer, trained_text
+from char_tokenizer import CharTokenizer, trained_text
 
 from ftimg_jobs.data.formats import Conversion, load_sft_examples, to_sft_example
 from ftimg_jobs.data.records import Record

@@ -3,14 +3,14 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from ftimg_jobs.catalogue import CATALOGUE_PATH, find_job, load_catalogue, parse_catalogue
 from ftimg_jobs.errors import JobError
+from project_paths import ENTRYPOINTS
 
-ENTRYPOINTS = Path(__file__).resolve().parents[2] / "entrypoints"
+ENTRYPOINTS = ENTRYPOINTS
 TRAINING_JOBS = {"qlora-sft", "lora-sft", "full-sft", "qlora-cls", "lora-cls", "full-cls"}
 
 

@@ -6,14 +6,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from project_paths import ENTRYPOINTS
 
 from ftimg_jobs import run_lock
 from ftimg_jobs.run_lock import OutputLockedError, acquire, lock_path_for_directory, lock_path_for_file
 
-ENTRYPOINTS = Path(__file__).resolve().parents[2] / "entrypoints"
 HOLD_SCRIPT = """
 import sys, time
 from ftimg_jobs.run_lock import acquire
