@@ -1,6 +1,7 @@
 """One end-to-end run per data format family on the tiny model: raw text, tool calling, typed parts, a dataset spec."""
 
 import json
+import shutil
 
 import pytest
 from job_helpers import SMALL, explain, read_run, write_jsonl
@@ -63,16 +64,19 @@ def test_typed_parts_reasoning_and_turn_weights(jobs, tmp_path):
 
 
 def test_ner_spec_trains_and_its_targets_are_the_labels_as_json(jobs, tmp_path):
-    preview = jobs.run("--dataset_spec", str(NER_SPEC), module="ftimg_jobs.data.preview", cwd=tmp_path, timeout=120)
+    # The user's own copy of the shipped example: jobs in the image see only the test's directories.
+    shutil.copytree(NER_SPEC.parent, tmp_path / "ner")
+    spec = "ner/ner_spec.yaml"
+    preview = jobs.run("--dataset_spec", spec, module="ftimg_jobs.data.preview", cwd=tmp_path, timeout=120)
     assert preview.returncode == 0, explain(preview)
     lines = [json.loads(line) for line in preview.stdout.splitlines()]
     labels = [json.loads(line)["label"] for line in
               (NER_SPEC.parent / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [json.loads(line["target"]) for line in lines] == labels
-    train(jobs, tmp_path, "--dataset_spec", str(NER_SPEC), "--model_max_length", "256")
+    train(jobs, tmp_path, "--dataset_spec", spec, "--model_max_length", "256")
     run = read_run(tmp_path / "out")
     assert "eval_loss" in json.dumps(run)  # the spec's eval: entry was evaluated
-    result = jobs.run("infer", "--dataset_spec", str(NER_SPEC), "--input_path", str(NER_SPEC.parent / "eval.jsonl"),
+    result = jobs.run("infer", "--dataset_spec", spec, "--input_path", "ner/eval.jsonl",
                       "--adapter_name_or_path", "out", "--output_path", "pred/p.jsonl", "--max_new_tokens", "4",
                       cwd=tmp_path, timeout=300)
     assert result.returncode == 0, explain(result)
