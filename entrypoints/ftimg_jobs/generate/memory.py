@@ -45,8 +45,8 @@ def workspace_bytes(shape: ModelShape, longest_prompt: int, slots: int = SLOT_CA
     """
     prefill_tokens = max(PREFILL_TOKENS, longest_prompt)
     per_prefill_token = (8 * shape.hidden + 3 * shape.intermediate) * shape.dtype_bytes
-    attention_mask = prefill_tokens * longest_prompt * 4  # the additive float mask of one prefill call
-    return prefill_tokens * per_prefill_token + attention_mask + 4 * slots * shape.vocab * 4
+    # No attention mask: prefill runs SDPA's causal kernel, which materialises no width x width scores.
+    return prefill_tokens * per_prefill_token + 4 * slots * shape.vocab * 4
 
 
 def slots_that_fit(free_bytes: int, cache_length: int, longest_prompt: int, shape: ModelShape,

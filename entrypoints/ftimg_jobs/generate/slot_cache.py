@@ -6,10 +6,13 @@ cannot be refilled with a new prompt while the others keep decoding. This cache 
 the same fixed tensors (so a decode step can be captured as a CUDA graph) and lets
 each slot write at its own column:
 
-- prefill: `write_rows` names the slots a left-padded batch of new prompts fills; their
-  keys/values land in columns [0, width) of those rows, and attention sees just them;
+- prefill: `write_rows` names the slots a right-padded batch of new prompts fills; their
+  keys/values land in columns [0, width) of those rows, and attention sees just them. The
+  cache then reports itself empty and as long as the batch, so transformers builds no mask
+  and SDPA runs its causal kernel (flash attention in bf16/fp16);
 - decode: every slot writes its one new key/value at `positions[slot]` and attention
-  reads all columns, the 4D mask built by the engine hiding the ones the slot does not own.
+  reads all columns, the 4D mask built by the engine hiding the ones the slot does not own
+  (a row's own padding from prefill, past its position, included).
 
 The model sees an ordinary transformers `Cache`: its attention calls `update()`.
 """
@@ -99,4 +102,11 @@ class SlotCache(Cache):
         return layer.keys, layer.values
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
+        if self.write_rows is not None:
+            return 0  # prefill: the new prompts see none of the cache, only themselves
         raise NotImplementedError("slots have their own lengths; the engine passes position_ids and a 4D mask")
+
+    def get_mask_sizes(self, query_length: int, layer_idx: int = 0):
+        if self.write_rows is not None:
+            return query_length, 0  # prefill attends over the new tokens alone (update returns just them)
+        return super().get_mask_sizes(query_length, layer_idx)

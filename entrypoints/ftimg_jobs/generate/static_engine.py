@@ -10,7 +10,9 @@ attention mask is rebuilt inside the step from per-slot start and write columns.
 The host loop (`StaticEngine.generate`) follows scheduler.py: segments of prompts
 with one cache length each, slots refilled with waiting prompts as rows finish, and a
 smaller graph once few rows are left. Prefill (the prompts' own forward pass) runs
-eagerly: it is a few large matrix products per call, already GPU-bound. Rows are
+eagerly: it is a few large matrix products per call, already GPU-bound. Its prompts are
+right-padded and run with no attention mask, so SDPA takes its causal flash kernel
+rather than the masked one (`SegmentRun.prefill` says why that is exact). Rows are
 checked every BLOCK_STEPS steps, the only host synchronisation while decoding.
 
 The captured step is the model's own eager forward: torch.compile of the step before
@@ -60,6 +62,9 @@ class EngineStats:
     segments: List[dict] = field(default_factory=list)
     capture_seconds: float = 0.0  # each graph's warm-up step and capture
     prefill_seconds: float = 0.0
+    prefill_calls: int = 0
+    prompt_tokens: int = 0  # real prompt tokens prefilled
+    padded_tokens: int = 0  # prompt tokens plus the padding that evened each call's rows
     decode_seconds: float = 0.0
     decode_steps: int = 0
     generated_tokens: int = 0
@@ -157,28 +162,41 @@ class SegmentRun:
 
     @torch.inference_mode()
     def prefill(self, slots: Sequence[int], prompts: Sequence[List[int]]) -> List[int]:
-        """Fill `slots` with `prompts` (left-padded to one width); returns each one's first generated token."""
-        device, settings = self.engine.device, self.engine.settings
-        width = max(len(ids) for ids in prompts)
-        ids = torch.tensor([[settings.pad_token_id] * (width - len(p)) + list(p) for p in prompts], device=device)
-        starts = torch.tensor([width - len(p) for p in prompts], device=device)
+        """Fill `slots` with `prompts` (right-padded to one width); returns each one's first generated token.
+
+        A row's real tokens sit at columns 0..len-1 and its padding after them, so the model
+        runs with no attention mask at all: SDPA's causal kernel (flash attention in bf16/fp16,
+        no width x width mask per row) is exact for every real token, since under a causal mask
+        a token never sees the padding that comes after it. The pads' keys/values land in the
+        row's cache past its end, where decode cannot see them (its mask hides the columns
+        beyond a row's position) and overwrites them one step at a time. The first token comes
+        from each row's last real position: a hook on the output layer keeps only that one
+        hidden state per row, so the vocabulary projection runs once per prompt.
+        """
+        device, settings, model = self.engine.device, self.engine.settings, self.engine.model
+        lengths = [len(ids) for ids in prompts]
+        width = max(lengths)
+        ids = torch.tensor([list(p) + [settings.pad_token_id] * (width - len(p)) for p in prompts], device=device)
+        ends = torch.tensor(lengths, device=device)
         rows = torch.tensor(list(slots), device=device)
         columns = torch.arange(width, device=device)
-        own = columns[None, :] >= starts[:, None]  # (prompts, width): a row's real tokens
-        causal = columns[None, :] <= columns[:, None]  # (query, key)
-        # Padding queries attend to themselves only, so no row of the mask is empty (an empty
-        # row would give NaN, and NaN keys would poison the real rows' attention products).
-        visible = (causal[None] & own[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)[None]
-        positions = (columns[None, :] - starts[:, None]).clamp(min=0)
+        picks = torch.arange(len(prompts), device=device)
+
+        def last_real_position(_module, args):
+            return (args[0][picks, ends - 1][:, None, :],) + tuple(args[1:])
+
+        hook = model.get_output_embeddings().register_forward_pre_hook(last_real_position)
         self.full.write_rows = rows
         try:
-            logits = self.engine.model(input_ids=ids, attention_mask=visible[:, None], position_ids=positions,
-                                       past_key_values=self.full, use_cache=True, logits_to_keep=1).logits
+            logits = model(input_ids=ids, position_ids=columns.expand(len(prompts), width),
+                           past_key_values=self.full, use_cache=True, logits_to_keep=0).logits
         finally:
             self.full.write_rows = None
+            hook.remove()
         seen = None
         if self.seen is not None:
-            real = torch.where(own, ids, ids[:, -1:])  # pads count as the row's last prompt token, seen anyway
+            own = columns[None, :] < ends[:, None]
+            real = torch.where(own, ids, ids[:, :1])  # pads count as the row's first token, seen anyway
             seen = torch.zeros(len(prompts), self.seen.shape[1], dtype=torch.bool, device=device)
             mark_seen(seen, real)
         first = next_tokens(logits[:, -1, :], settings.sampling, seen)
@@ -186,8 +204,12 @@ class SegmentRun:
             mark_seen(seen, first)
             self.seen[rows] = seen
         self.tokens[rows] = first
-        self.starts[rows] = starts
-        self.full.positions[rows] = width
+        self.starts[rows] = 0
+        self.full.positions[rows] = ends
+        stats = self.engine.stats
+        stats.prefill_calls += 1
+        stats.prompt_tokens += sum(lengths)
+        stats.padded_tokens += width * len(prompts)
         return first.tolist()
 
     def compact(self, active_slots: List[int], rows: int) -> None:
@@ -256,14 +278,22 @@ class StaticEngine:
     def generate(self, prompts: Dict[Hashable, List[int]],
                  on_finished: Callable[[List[Finished]], None]) -> EngineStats:
         """Generate for every prompt; `on_finished` gets the records that ended at each look, as soon as they do."""
+        empty = [record_id for record_id, ids in prompts.items() if not ids]
+        if empty:
+            raise ValueError(f"records {empty[:5]} have no prompt tokens; every prompt needs at least one")
+        stats = self.stats
         for segment in self.plan(prompts):
-            self.stats.segments.append({"cache_length": segment.cache_length, "slots": segment.slots,
-                                        "prompts": len(segment.ids)})
+            stats.segments.append({"cache_length": segment.cache_length, "slots": segment.slots,
+                                   "prompts": len(segment.ids)})
             run = SegmentRun(self, segment)
-            steps, seconds = self.stats.decode_steps, self.stats.decode_seconds
+            before = (stats.decode_steps, stats.decode_seconds, stats.prefill_calls, stats.prefill_seconds,
+                      stats.prompt_tokens, stats.padded_tokens)
             self.run_segment(run, segment, prompts, on_finished)
-            self.stats.segments[-1].update(decode_steps=self.stats.decode_steps - steps,
-                                           decode_seconds=round(self.stats.decode_seconds - seconds, 3))
+            stats.segments[-1].update(
+                decode_steps=stats.decode_steps - before[0], decode_seconds=round(stats.decode_seconds - before[1], 3),
+                prefill_calls=stats.prefill_calls - before[2],
+                prefill_seconds=round(stats.prefill_seconds - before[3], 3),
+                prefill_tokens=stats.prompt_tokens - before[4], prefill_padded_tokens=stats.padded_tokens - before[5])
             del run  # frees the cache and the graphs before the next segment allocates its own
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
