@@ -30,7 +30,8 @@ def rule() -> dict:
 def is_secret(name) -> bool:
     """True when a word of ``name`` (split on _ - .) is a secret word, in any case; special tokens are not."""
     name = str(name)
-    if name.lower().replace("-", "_") in rule()["not_secret"]:
+    plain = name.lower().replace("-", "_")
+    if any(re.fullmatch(pattern, plain) for pattern in rule()["not_secret"]):
         return False
     return not set(rule()["words"]).isdisjoint(re.split(rule()["separators"], name.upper()))
 

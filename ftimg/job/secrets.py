@@ -36,7 +36,8 @@ def rule() -> dict:
 def is_secret(name: str) -> bool:
     """True when a word of `name` (split on _ - .) is a secret word, in any case; special tokens are not."""
     name = str(name)
-    if name.lower().replace("-", "_") in rule()["not_secret"]:
+    plain = name.lower().replace("-", "_")
+    if any(re.fullmatch(pattern, plain) for pattern in rule()["not_secret"]):
         return False
     return not set(rule()["words"]).isdisjoint(re.split(rule()["separators"], name.upper()))
 
@@ -92,6 +93,10 @@ def split_secret_flags(tokens: list[str]) -> tuple[list[str], list[SecretInput]]
             value = tokens[index + 1]
             index += 1
         index += 1
+        if value.lower() in ("true", "false"):
+            # Older Hugging Face scripts take `--use_auth_token true` to mean "the token of huggingface-cli login".
+            raise FtimgError(f"--{name} {value}: a secret flag takes the secret itself, and the job has no stored "
+                             f"login; give --secret {flag_env_name(name)} (read from your environment) instead")
         found.append(SecretInput(flag_env_name(name), "flag", f"--{name}", value))
     return kept, found
 

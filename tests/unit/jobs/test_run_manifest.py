@@ -25,6 +25,12 @@ def test_secret_names_are_whole_words_so_generation_flags_survive():
     assert scrub_secrets(args) == {"max_new_tokens": 32, "keep_last": 1, "model_max_length": 128}
 
 
+def test_a_tokenizers_special_tokens_stay_in_run_json():
+    kept = {"eos_token_ids": [2, 32000], "add_bos_token": True, "add_eos_token": False, "pad_token_id": 0,
+            "decoder_start_token_id": 1, "bos_token": "<s>", "additional_special_tokens": ["<|im_end|>"]}
+    assert scrub_secrets({**kept, "token": "hf_x", "use_auth_token": "hf_x", "hf_token": "hf_x"}) == kept
+
+
 def test_manifest_records_image_and_scrubbed_env():
     env = {"FTIMG_PROFILE": "cu121-torch2.1", "FTIMG_LOCK_HASH": "abc", "HF_TOKEN": "hf_x",
            "FTIMG_REGISTRY_PASSWORD": "p", "NNODES": "1", "HOME": "/root"}

@@ -21,9 +21,13 @@ TOKEN = "hf_FAKEftimgTestToken0123456789abcdef"
 NAMES = ["HF_TOKEN", "hub_token", "hub-token", "push_to_hub_token", "WANDB_API_KEY", "OPENAI_APIKEY",
          "db.password", "AWS_SECRET_ACCESS_KEY", "GIT_CREDENTIALS", "my_passwd", "token", "Key",
          "max_new_tokens", "include_tokens_per_second", "tokenizer_name", "keep_last", "monkey", "keyboard",
-         "TOKENS", "model_max_length", "HF_HOME", "NCCL_DEBUG", "secretary", "pad_token_id", "EOS-TOKEN", "mask_token", ""]
+         "TOKENS", "model_max_length", "HF_HOME", "NCCL_DEBUG", "secretary", "pad_token_id", "EOS-TOKEN", "mask_token", "",
+         # A tokenizer's special tokens and their ids are text and numbers, however they are spelled.
+         "eos_token_ids", "add_bos_token", "add_eos_token", "decoder_start_token_id", "forced_bos_token_id",
+         "additional_special_token", "image_token_id", "ADD-EOS-TOKEN", "use_auth_token", "hf_token"]
 SECRET = {"HF_TOKEN", "hub_token", "hub-token", "push_to_hub_token", "WANDB_API_KEY", "OPENAI_APIKEY",
-          "db.password", "AWS_SECRET_ACCESS_KEY", "GIT_CREDENTIALS", "my_passwd", "token", "Key"}
+          "db.password", "AWS_SECRET_ACCESS_KEY", "GIT_CREDENTIALS", "my_passwd", "token", "Key", "use_auth_token",
+          "hf_token"}
 JOBS = [{"name": "lora-sft", "description": "LoRA SFT", "path_flags": ["data_path", "output_dir"]}]
 CWD = "/home/me/proj"
 
@@ -39,7 +43,10 @@ def test_host_and_jobs_classify_every_name_alike(name):
 
 
 @pytest.mark.parametrize("flag, env", [("hub_token", "HF_TOKEN"), ("--push-to-hub-token", "HF_TOKEN"),
-                                       ("wandb_api_key", "WANDB_API_KEY")])
+                                       ("wandb_api_key", "WANDB_API_KEY"),
+                                       # The Hugging Face example scripts' spellings: huggingface_hub reads HF_TOKEN.
+                                       ("--token", "HF_TOKEN"), ("use_auth_token", "HF_TOKEN"),
+                                       ("--hf-token", "HF_TOKEN")])
 def test_host_and_jobs_send_a_secret_flag_through_the_same_variable(flag, env):
     assert host_secrets.flag_env_name(flag) == job_secrets.flag_env_name(flag) == env
 
@@ -56,6 +63,13 @@ def test_secret_flags_leave_the_argv_in_both_forms():
 def test_a_secret_flag_without_value_says_what_to_do():
     with pytest.raises(FtimgError, match=r"--hub_token needs a value .*--secret HF_TOKEN"):
         split_secret_flags(["--hub_token", "--lora_r", "4"])
+
+
+def test_a_secret_flag_given_true_asks_for_the_token_itself():
+    with pytest.raises(FtimgError, match=r"--use_auth_token true: a secret flag takes the secret itself.*"
+                                         r"--secret HF_TOKEN"):
+        split_secret_flags(["--use_auth_token", "true"])
+    assert split_secret_flags(["--token", TOKEN])[1][0].name == "HF_TOKEN"
 
 
 def test_secret_options_and_their_mistakes():
