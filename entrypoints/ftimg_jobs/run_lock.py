@@ -7,9 +7,13 @@ process dies however it dies (SIGKILL, ``docker kill``, OOM), across containers 
 and, on NFSv4, across hosts once the dead client's lease ends. So "is the holder alive?" is asked of
 the kernel: if we can take its flock, the holder is gone and its lock is stale.
 
-Where a filesystem has no flock (some FUSE and Lustre mounts), liveness falls back to the holder's
-own record: the same container (hostname) on the same boot with a dead pid is stale; otherwise a
-heartbeat (the holder touches the file every HEARTBEAT_SECONDS) older than STALE_AFTER_SECONDS is.
+Where flock works a job never holds the lock without it. Where a filesystem has no flock (some FUSE
+and Lustre mounts), liveness falls back to the holder's own record: a holder in our own pid namespace
+on the same boot (not "the same hostname": containers on ``--network host`` share the host's name and
+each runs its job as pid 1) whose pid is dead, or is ours while the holder id differs, is stale;
+otherwise a heartbeat (the holder touches the file every HEARTBEAT_SECONDS) older than
+STALE_AFTER_SECONDS is. Each process names itself with a random holder id, so it never mistakes
+another process's record for its own.
 
 Only the global rank 0 process takes the lock (several ranks or nodes share one output); the lock
 is removed on every exit Python sees (normal, error, SIGTERM's sys.exit(143)).
@@ -20,9 +24,12 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
+import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -37,6 +44,10 @@ NO_FLOCK_ERRORS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 CONTAINER_MARKERS = ("/.dockerenv", "/run/.containerenv")
 # Open descriptors of stale lock files we took over: their flock keeps racing jobs out until we exit.
 STALE_FDS: list = []
+# This process, whatever its hostname and pid (shared by containers on --network host).
+HOLDER_ID = uuid.uuid4().hex
+# Docker bind-mounts /etc/hostname from /var/lib/docker/containers/<id>/, so mountinfo names the container.
+CONTAINER_ID_PATTERN = re.compile(r"/containers/([0-9a-f]{64})/")
 
 
 class OutputLockedError(JobError):
@@ -66,17 +77,40 @@ def boot_id() -> Optional[str]:
         return None
 
 
+def pid_namespace() -> Optional[str]:
+    """``pid:[4026532193]``: one per container (a restarted container gets a new one), shared by a host's processes."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def container_id() -> Optional[str]:
+    """The Docker container we run in (its 64-hex id), or None outside Docker or where it cannot be told."""
+    try:
+        match = CONTAINER_ID_PATTERN.search(Path("/proc/self/mountinfo").read_text())
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
 def holder_record(job: str, env: dict) -> dict:
-    """Who is taking the lock. In a container the hostname is the container id (what `ftimg stop` takes)."""
+    """Who is taking the lock, and what another job should tell its user to stop it."""
     hostname = socket.gethostname()
     in_container = any(os.path.exists(marker) for marker in CONTAINER_MARKERS)
+    container = container_id() if in_container else None
     return {
-        "run": env.get("FTIMG_RUN_NAME") or (hostname if in_container else f"{job} (pid {os.getpid()})"),
+        "run": env.get("FTIMG_RUN_NAME") or (f"slurm job {env['SLURM_JOB_ID']}" if env.get("SLURM_JOB_ID")
+                                             else f"{job} (pid {os.getpid()})"),
         "job": job,
-        "container": hostname if in_container else None,
+        "slurm_job_id": env.get("SLURM_JOB_ID") or None,
+        "run_name": env.get("FTIMG_RUN_NAME") or None,
+        "container": container[:12] if container else (hostname if in_container else None),
         "host": env.get("SLURMD_NODENAME") or (None if in_container else hostname),
         "hostname": hostname,
+        "holder_id": HOLDER_ID,
         "boot_id": boot_id(),
+        "pid_namespace": pid_namespace(),
         "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -89,8 +123,13 @@ def describe_holder(record: dict) -> str:
 
 
 def how_to_stop(record: dict) -> str:
+    """A Slurm job by its id, an `ftimg run` container by its name, anything else by its pid where it runs."""
+    if record.get("slurm_job_id"):
+        return f"`scancel {record['slurm_job_id']}`"
+    if record.get("run_name"):
+        return f"`ftimg stop {record['run_name']}`"
     if record.get("container"):
-        return f"`ftimg stop {record.get('run') or record['container']}`"
+        return f"`docker stop {record['container']}`"
     return f"`kill {record.get('pid', 'PID')}` on {record.get('host') or 'its host'}"
 
 
@@ -105,9 +144,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def stale_without_flock(record: dict, mtime: float, now: float, here: dict) -> bool:
-    """The fallback rule where the kernel cannot tell: same container and boot with a dead pid
-    (or our own pid: a restarted container reuses pid 1), or a heartbeat gone quiet."""
-    same_process_space = record.get("hostname") == here["hostname"] and record.get("boot_id") == here["boot_id"]
+    """The fallback rule where the kernel cannot tell: a holder in our pid namespace on this boot whose pid is
+    dead, or is ours under another holder id (an earlier process of ours that had our pid), or a heartbeat gone
+    quiet. The hostname alone proves nothing: containers on --network host share it, and their pids too."""
+    if record.get("holder_id") and record.get("holder_id") == here.get("holder_id"):
+        return False  # our own lock
+    same_process_space = (record.get("pid_namespace") is not None and here.get("pid_namespace") is not None
+                          and record.get("pid_namespace") == here["pid_namespace"]
+                          and record.get("boot_id") == here["boot_id"])
     if same_process_space and isinstance(record.get("pid"), int):
         return record["pid"] == here["pid"] or not pid_alive(record["pid"])
     return now - mtime > STALE_AFTER_SECONDS
@@ -158,18 +202,33 @@ class RunLock:
             return
         # Remove only our own file: a later job may have taken over a lock we were thought dead for.
         if same_file(self.fd, self.path):
-            self.path.unlink()
+            self.path.unlink(missing_ok=True)
         os.close(self.fd)
         self.fd = -1
 
 
 def write_candidate(path: Path, record: dict):
-    """A complete lock file under a temporary name, flocked when the filesystem can: (temp path, fd, flocked)."""
-    temporary = path.with_name(f".{path.name}.{record['hostname']}.{record['pid']}.tmp")
-    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.write(fd, (json.dumps(record, indent=2) + "\n").encode())
-    os.fsync(fd)
-    return temporary, fd, try_flock(fd) is True
+    """A complete lock file under a temporary name of its own, flocked where the filesystem can:
+    (temp path, fd, kernel_locked).
+
+    mkstemp picks a random name and creates it with O_EXCL: two jobs with one hostname and pid (containers
+    on --network host each run theirs as pid 1) never write, flock or unlink each other's candidate.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = Path(name)
+    try:
+        os.fchmod(fd, 0o644)
+        os.write(fd, (json.dumps(record, indent=2) + "\n").encode())
+        os.fsync(fd)
+        flocked = try_flock(fd)
+        if flocked is False:  # no one else can know this name: a filesystem that lies about locks
+            raise OutputLockedError(f"{path}: could not flock a new lock file of our own; is the filesystem "
+                                    "sharing locks oddly? give this run an output on another filesystem")
+    except BaseException:
+        os.close(fd)
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary, fd, flocked is True
 
 
 def acquire(path, job: str, what_to_do: str, env: Optional[dict] = None) -> RunLock:
@@ -203,8 +262,7 @@ def acquire(path, job: str, what_to_do: str, env: Optional[dict] = None) -> RunL
         raise OutputLockedError(f"{path}: could not take the lock (it kept changing); is another job starting?")
     except BaseException:
         os.close(fd)
-        if temporary.exists():
-            temporary.unlink()
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -239,7 +297,7 @@ def stale_holder(path: Path, here: dict):
 
 def finish(path: Path, fd: int, record: dict, took_over, kernel_locked: bool, temporary) -> RunLock:
     if temporary is not None:
-        temporary.unlink()
+        temporary.unlink(missing_ok=True)
     lock = RunLock(path, fd, record, took_over, kernel_locked)
     atexit.register(lock.release)
     if not kernel_locked:

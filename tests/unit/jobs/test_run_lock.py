@@ -69,9 +69,9 @@ def test_lock_of_a_killed_job_is_taken_over_and_says_whose_it_was(tmp_path):
 
 
 def test_without_flock_same_container_dead_pid_is_stale_and_silence_elsewhere_is_too():
-    here = {"hostname": "abc123", "boot_id": "boot-1", "pid": 1}
+    here = {"hostname": "abc123", "boot_id": "boot-1", "pid": 1, "pid_namespace": "pid:[1]", "holder_id": "me"}
     now = 10_000.0
-    dead = {"hostname": "abc123", "boot_id": "boot-1", "pid": 2 ** 22 + 7}
+    dead = {"hostname": "abc123", "boot_id": "boot-1", "pid": 2 ** 22 + 7, "pid_namespace": "pid:[1]"}
     assert run_lock.stale_without_flock(dead, now, now, here)
     # A restarted container runs its job as pid 1 again: a lock naming our own pid is an earlier life's.
     assert run_lock.stale_without_flock({**dead, "pid": 1}, now, now, here)
@@ -85,3 +85,48 @@ def test_without_flock_same_container_dead_pid_is_stale_and_silence_elsewhere_is
 def test_only_global_rank_zero_takes_the_lock():
     assert run_lock.is_global_rank_zero({}) and run_lock.is_global_rank_zero({"RANK": "0", "LOCAL_RANK": "0"})
     assert not run_lock.is_global_rank_zero({"RANK": "4", "LOCAL_RANK": "0"})  # node-local rank 0 of node 2
+
+
+def test_two_jobs_with_one_hostname_and_pid_cannot_both_hold_the_lock(tmp_path, monkeypatch):
+    # Containers on --network host share the host's name and each runs its job as pid 1.
+    monkeypatch.setattr(run_lock.socket, "gethostname", lambda: "gpu-node-7")
+    monkeypatch.setattr(run_lock.os, "getpid", lambda: 1)
+    path = lock_path_for_directory(tmp_path / "out")
+    real_link, second = run_lock.os.link, {}
+
+    def link_after_a_second_job_got_in(source, target):
+        # The second job starts and finishes taking the lock between the first's candidate and its link.
+        if not second:
+            second["started"] = True
+            try:
+                second["lock"] = acquire(path, "lora-sft", "use another --output_dir")
+            except OutputLockedError as error:
+                second["error"] = error
+        return real_link(source, target)
+
+    monkeypatch.setattr(run_lock.os, "link", link_after_a_second_job_got_in)
+    with pytest.raises(OutputLockedError, match="in use by run"):
+        acquire(path, "lora-sft", "use another --output_dir")
+    assert "error" not in second and second["lock"].kernel_locked  # the one holder holds the kernel's lock too
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left behind
+    second["lock"].release()
+    assert not path.exists()
+
+
+def test_a_holder_is_told_apart_by_its_pid_namespace_and_holder_id_not_its_hostname():
+    here = {"hostname": "gpu-node-7", "boot_id": "boot-1", "pid": 1, "pid_namespace": "pid:[1]", "holder_id": "me"}
+    now = 10_000.0
+    # Another container on --network host: same hostname and pid, its own pid namespace: alive until silent.
+    neighbour = {**here, "pid_namespace": "pid:[2]", "holder_id": "them"}
+    assert not run_lock.stale_without_flock(neighbour, now, now, here)
+    assert run_lock.stale_without_flock(neighbour, now - run_lock.STALE_AFTER_SECONDS - 1, now, here)
+    assert not run_lock.stale_without_flock({**here}, now, now, here)  # our own record
+
+
+def test_how_to_stop_names_the_slurm_job_the_run_or_the_pid():
+    assert run_lock.how_to_stop({"slurm_job_id": "4711", "run_name": "x", "pid": 1}) == "`scancel 4711`"
+    assert run_lock.how_to_stop({"run_name": "ftimg-lora-sft-1", "container": "abc", "pid": 1}) == \
+        "`ftimg stop ftimg-lora-sft-1`"
+    assert run_lock.how_to_stop({"pid": 42, "host": "n1"}) == "`kill 42` on n1"
+    record = run_lock.holder_record("lora-sft", {"SLURM_JOB_ID": "4711", "SLURMD_NODENAME": "n1"})
+    assert run_lock.how_to_stop(record) == "`scancel 4711`" and record["run"] == "slurm job 4711"
