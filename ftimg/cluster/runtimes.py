@@ -34,6 +34,7 @@ NODE_NAME = "$SLURMD_NODENAME"
 # Slurm's own list of the GPUs it gave the step, as the node numbers them (CUDA_VISIBLE_DEVICES may be
 # renumbered inside a device cgroup, which a container started by the node's engine is not in).
 SLURM_GPU_IDS = "${SLURM_STEP_GPUS:-$SLURM_JOB_GPUS}"
+SLURM_IDENTITY = ("SLURM_JOB_ID", "SLURMD_NODENAME")
 PULL_TIMEOUT_S = 1800
 REMOVE_TIMEOUT_S = 60
 MOUNT_PATH_UNSAFE = re.compile(r"[,:\s]")
@@ -198,8 +199,10 @@ def docker_run_flags(spec: RunSpec, network: str, gpus_per_node: int, passed_env
 def docker_step(spec: RunSpec, passed_env: list[list[str]], network: str, gpus_per_node: int,
                 node_rank: str) -> Step:
     name = Expansion('"$name"')
+    # Docker hands the container none of the step's environment: the job needs its Slurm job id and node
+    # to tell a second job how to stop it (`scancel ID` in the output lock's error).
     run = [words(["exec", "docker", "run", "--rm", "--name", name]),
-           *docker_run_flags(spec, network, gpus_per_node, passed_env),
+           *docker_run_flags(spec, network, gpus_per_node, [list(SLURM_IDENTITY), *passed_env]),
            words([spec.image, *spec.command])]
     image = word(spec.image)
     setup = [

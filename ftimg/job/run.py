@@ -22,7 +22,7 @@ from ftimg import engine
 from ftimg.errors import FtimgError
 from ftimg.image.labels import RUN_IMAGE_LABEL, RUN_JOB_LABEL, RUN_OUTPUT_LABEL
 from ftimg.job.runspec import (RunOptions, RunSpec, build_run_spec, config_file_of, host_path, image_jobs,
-                               missing_gpu_runtime, parse_env_file)
+                               missing_gpu_runtime, parse_env_file, with_run_name)
 from ftimg.job.secret_files import secret_mounts
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def start_run(client, spec: RunSpec, on_event: OnEvent = lambda _: None) -> str:
     Secrets are bind-mounted files that exist on the host only until the container has started.
     """
     with secret_mounts(spec.secrets, os.environ) as secret_files:
-        return _create_and_start(client, replace(spec, mounts=[*spec.mounts, *secret_files]), on_event)
+        return _create_and_start(client, replace(with_run_name(spec), mounts=[*spec.mounts, *secret_files]), on_event)
 
 
 def _create_and_start(client, spec: RunSpec, on_event: OnEvent) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Callable, Mapping
 
@@ -24,6 +24,8 @@ HOST_PREFIX = "/mnt/host"
 HF_CACHE_TARGET = "/mnt/hf-cache"
 # The job maps container paths in its error messages back to what the user typed.
 PATH_MAP_ENV = "FTIMG_PATH_MAP"
+# Set only by `ftimg run` (with_run_name): the container name a second job's lock error tells the user to stop.
+RUN_NAME_ENV = "FTIMG_RUN_NAME"
 # Flags the job writes to: mounted read-write (a file flag mounts its directory).
 OUTPUT_FLAGS = {"output_dir": "dir", "output_path": "file"}
 # A dataset spec names its data relative to its own folder, so the folder is mounted, not the file.
@@ -390,8 +392,6 @@ def build_run_spec(options: RunOptions, jobs: list[dict], host_env: Mapping[str,
     output = next((m.source for m in mounts if not m.read_only and m.target != HF_CACHE_TARGET), "")
     labels = {RUN_JOB_LABEL: job["name"], RUN_IMAGE_LABEL: options.image, RUN_OUTPUT_LABEL: output}
     name = options.name or f"ftimg-{job['name']}-{name_suffix}"
-    # The job names its run in its output lock, so a second job can say `ftimg stop NAME`.
-    environment["FTIMG_RUN_NAME"] = name
     return RunSpec(
         image=options.image,
         name=name,
@@ -411,6 +411,12 @@ def build_run_spec(options: RunOptions, jobs: list[dict], host_env: Mapping[str,
         notes=notes,
         secrets=secrets,
     )
+
+
+def with_run_name(spec: RunSpec) -> RunSpec:
+    """The spec `ftimg run` starts: the job names its container in its output lock, so a second job can say
+    `ftimg stop NAME`. Only here: compose services and sbatch steps run under other names (or none)."""
+    return replace(spec, environment={**spec.environment, RUN_NAME_ENV: spec.name})
 
 
 def missing_gpu_runtime(info: Mapping) -> str | None:

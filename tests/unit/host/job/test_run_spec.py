@@ -7,7 +7,7 @@ import pytest
 from ftimg.errors import FtimgError
 from ftimg.job.runspec import (DEFAULT_ULIMITS, GpuRequest, Mount, RunOptions, build_run_spec, default_shm_size,
                                image_jobs, job_environment, missing_gpu_runtime, parse_env_file, parse_gpus, parse_size,
-                               parse_ulimits, run_user)
+                               parse_ulimits, run_user, with_run_name)
 
 CWD = "/home/me/proj"
 JOBS = [
@@ -195,9 +195,11 @@ def test_labels_and_name():
     assert spec.labels == {"org.ftimg.run.job": "lora-sft", "org.ftimg.run.image": "ftimg/train:test",
                            "org.ftimg.run.output": "/home/me/proj/out"}
     assert spec_for(name="mine").name == "mine"
-    # The job names its run in its output lock (`ftimg stop NAME` in a second job's error).
-    assert spec.environment["FTIMG_RUN_NAME"] == "ftimg-lora-sft-t0"
-    assert spec_for(name="mine").environment["FTIMG_RUN_NAME"] == "mine"
+    # Only `ftimg run` names its container to the job (`ftimg stop NAME` in a second job's lock error):
+    # compose services and sbatch steps built from this spec run under other names.
+    assert "FTIMG_RUN_NAME" not in spec.environment
+    assert with_run_name(spec).environment["FTIMG_RUN_NAME"] == "ftimg-lora-sft-t0"
+    assert with_run_name(spec_for(name="mine")).environment["FTIMG_RUN_NAME"] == "mine"
 
 
 def test_unknown_job_lists_the_images_jobs():

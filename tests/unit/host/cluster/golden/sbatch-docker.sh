@@ -52,6 +52,7 @@ ftimg_node() {
         --init --user 1234:1234 --shm-size 16g --ulimit memlock=-1:-1 --ulimit stack=67108864:67108864 \
         --network host \
         --gpus "\"device=${SLURM_STEP_GPUS:-$SLURM_JOB_GPUS}\"" \
+        --env SLURM_JOB_ID --env SLURMD_NODENAME \
         --env NNODES --env NODE_RANK --env MASTER_ADDR --env MASTER_PORT --env NPROC_PER_NODE \
         --env NCCL_SOCKET_IFNAME --env NCCL_DEBUG --env NCCL_IB_DISABLE \
         --env HF_TOKEN \
