@@ -18,7 +18,7 @@ from ftimg_jobs.errors import JobError
 from ftimg_jobs.host_paths import PATH_MAP_ENV, host_paths
 from ftimg_jobs.launch import SIGNAL_EXIT_CODES, build_launch_command, run_launch
 from ftimg_jobs.output_cleanup import cleanup_if_asked
-from ftimg_jobs.secrets import export_secret_files, say, secrets_summary
+from ftimg_jobs.secrets import export_secret_files, move_secret_flags, say, secrets_summary
 
 USAGE = "usage: python -m ftimg_jobs JOB [config.yaml] [--flag value ...]   (JOB --help lists its flags)"
 
@@ -44,10 +44,14 @@ def launch_environment(argv: list, env: dict) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # Before anything else: /run/secrets/NAME (ftimg run --secret, --hub_token) becomes $NAME.
-    summary = secrets_summary(os.environ, export_secret_files(os.environ))
+    # Before anything else: /run/secrets/NAME (ftimg run --secret, --hub_token) becomes $NAME, and so does a
+    # secret flag given to the job directly, so neither the launch echo nor the workers' argv carry a value.
+    from_files = export_secret_files(os.environ)
+    argv, moved = move_secret_flags(argv, os.environ)
+    summary = secrets_summary(os.environ, from_files)
     if summary and "LOCAL_RANK" not in os.environ:
-        say(summary)
+        for note in [summary, *moved]:
+            say(note)
     signal.signal(signal.SIGTERM, exit_on_signal)
     jobs = load_catalogue()
     if not argv or argv[0] in ("-h", "--help"):

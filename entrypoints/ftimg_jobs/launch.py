@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from ftimg_jobs.errors import JobError
+from ftimg_jobs.secrets import masked_command
 
 BACKEND_ENV = "FTIMG_DIST_BACKEND"
 SIGNAL_EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
@@ -67,7 +68,8 @@ def build_launch_command(argv: list, env: dict, gpu_count: int, python: str = sy
 
 def run_launch(cmd: list, env: dict) -> int:
     """Run the torchrun command; forward SIGTERM/SIGINT; return its exit code (143/130 when stopped)."""
-    print("ftimg_jobs: launching " + " ".join(cmd), file=sys.stderr, flush=True)
+    # The dispatcher has moved secret flags into the environment already; mask anyway, the echo may be shared.
+    print("ftimg_jobs: launching " + masked_command(cmd), file=sys.stderr, flush=True)
     child = subprocess.Popen(cmd, env=env)
     received = []
 

@@ -71,6 +71,45 @@ def secrets_summary(environ, from_files) -> str:
     return f"secrets: {', '.join(parts)}" if parts else ""
 
 
+def move_secret_flags(argv, environ) -> tuple:
+    """Take every secret flag (`--hub_token V`, `--hub-token=V`) out of ``argv`` into ``environ``;
+    (the argv left, a note per flag naming its variable and length, never its value).
+
+    The dispatcher does this first, so the launcher's echoed command and every torchrun worker's argv
+    (which `ps` shows to every user of the machine) never hold the value. The flag wins over a variable
+    already set, as it does when a job reads it (clear_secret_fields). A flag without a value stays for
+    the job's parser to report.
+    """
+    kept, notes, index = [], [], 0
+    while index < len(argv):
+        token = str(argv[index])
+        name, joined, value = token[2:].partition("=")
+        has_value = joined or (index + 1 < len(argv) and not str(argv[index + 1]).startswith("--"))
+        if not token.startswith("--") or not is_secret(name) or not has_value:
+            kept.append(token)
+            index += 1
+            continue
+        if not joined:
+            value = str(argv[index + 1])
+            index += 1
+        index += 1
+        environ[flag_env_name(name)] = value
+        notes.append(f"--{name} ({len(value)} characters) moved into {flag_env_name(name)}; "
+                     "kept out of the command line and everything the job saves")
+    return kept, notes
+
+
+def masked_command(cmd) -> str:
+    """``cmd`` as one line with the value of every secret flag shown as ***."""
+    shown, hide_next = [], False
+    for token in map(str, cmd):
+        name, joined, _ = token[2:].partition("=")
+        secret_flag = token.startswith("--") and is_secret(name)
+        shown.append("***" if hide_next else f"--{name}=***" if secret_flag and joined else token)
+        hide_next = secret_flag and not joined
+    return " ".join(shown)
+
+
 def cli_flag_names(argv) -> set:
     return {token[2:].partition("=")[0].replace("-", "_") for token in argv if str(token).startswith("--")}
 

@@ -31,6 +31,6 @@ def test_a_token_flag_beats_the_environment_and_is_saved_nowhere(jobs, tmp_path)
     result = jobs.run("lora-sft", "--hub_token", FLAG_TOKEN, "--output_dir", "out", *SMALL, cwd=tmp_path,
                       env={"HF_TOKEN": "hf_FAKEftimgAmbient"})
     assert result.returncode == 0, explain(result)
-    assert "secrets: HF_TOKEN (environment, 19 characters)" in result.stderr
-    assert f"hub_token ({len(FLAG_TOKEN)} characters) moved into HF_TOKEN" in result.stderr
+    assert f"secrets: HF_TOKEN (environment, {len(FLAG_TOKEN)} characters)" in result.stderr
+    assert f"--hub_token ({len(FLAG_TOKEN)} characters) moved into HF_TOKEN" in result.stderr
     assert files_containing(tmp_path / "out", b"hf_FAKEftimg") == []

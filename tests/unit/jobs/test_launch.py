@@ -63,3 +63,45 @@ def test_user_env_is_not_mutated():
 def test_bad_launch_env_is_named(env, message):
     with pytest.raises(JobError, match=message):
         build_launch_command(ARGV, env, gpu_count=1)
+
+
+# A secret flag given to a job run directly (not through ftimg run) with several processes.
+TOKEN = "hf_FAKEftimgLaunchToken_0123456789"
+
+
+def test_the_dispatcher_moves_secret_flags_into_the_environment_before_launching(monkeypatch, capsys):
+    import ftimg_jobs.__main__ as dispatcher
+
+    launched = []
+    monkeypatch.setattr(dispatcher, "visible_gpu_count", lambda: 0)
+    monkeypatch.setattr(dispatcher, "run_launch", lambda cmd, env: launched.append((cmd, env)) or 0)
+    monkeypatch.setattr(dispatcher, "export_secret_files", lambda environ: [])
+    monkeypatch.setattr(dispatcher.os, "environ", {"NPROC_PER_NODE": "2", "HF_TOKEN": "ambient"})
+    assert dispatcher.main(["lora-sft", "--hub_token", TOKEN, "--lora_r", "8", f"--token={TOKEN}x"]) == 0
+    (cmd, env), = launched
+    assert cmd[-3:] == ["lora-sft", "--lora_r", "8"] and not any(TOKEN in token for token in cmd)
+    assert env["HF_TOKEN"] == TOKEN + "x"  # the last flag wins, as a parser would take it
+    err = capsys.readouterr().err
+    assert f"--hub_token ({len(TOKEN)} characters) moved into HF_TOKEN" in err and TOKEN not in err
+
+
+def test_the_launch_echo_masks_any_secret_it_is_given(capsys, monkeypatch):
+    import subprocess
+
+    from ftimg_jobs.launch import run_launch
+    from ftimg_jobs.secrets import masked_command
+
+    assert masked_command(["py", "-m", "ftimg_jobs", "x", "--hub_token", TOKEN, f"--api-key={TOKEN}",
+                           "--eos_token_id", "2"]) == \
+        "py -m ftimg_jobs x --hub_token *** --api-key=*** --eos_token_id 2"
+
+    class Done:
+        def __init__(self, cmd, env):
+            pass
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Done)
+    assert run_launch(["py", "--hub_token", TOKEN], {}) == 0
+    assert TOKEN not in capsys.readouterr().err
