@@ -138,7 +138,8 @@ def start_run(client, spec: RunSpec, on_event: OnEvent = lambda _: None) -> str:
 
     Secrets are bind-mounted files that exist on the host only until the container has started.
     """
-    with secret_mounts(spec.secrets, os.environ) as secret_files:
+    with secret_mounts(spec.secrets, os.environ,
+                       on_warning=lambda text: on_event(f"warning: {text}")) as secret_files:
         return _create_and_start(client, replace(with_run_name(spec), mounts=[*spec.mounts, *secret_files]), on_event)
 
 

@@ -4,13 +4,19 @@ Why bind-mounted files, and how long they exist on the host: Docker Engine 20.10
 write into a tmpfs mount of a container that has not started (`put_archive` then writes
 below the mount point, into the container's own layer, where `docker export`, `docker diff`
 and `docker commit` would find the value later). So each value is written to a file of
-mode 0444 in a fresh directory of mode 0700 on a RAM filesystem ($XDG_RUNTIME_DIR, else
-/dev/shm), that file is bind-mounted read-only at /run/secrets/NAME, and the directory is
+mode 0444 in a fresh directory of mode 0700 on a RAM filesystem (the first tmpfs of
+$XDG_RUNTIME_DIR, /dev/shm, /run/user/UID), that file is bind-mounted read-only at
+/run/secrets/NAME, and the directory is
 deleted as soon as the container has started. The running container keeps the file (a bind
 mount holds it after it is unlinked); the host keeps nothing. While it exists, only the
 caller's user and root can reach it (the directory is 0700); `docker inspect` shows the
 mount's path and name, never the value. A kept container cannot be started again with
 `docker start` (its secret files are gone): run the job again with ftimg.
+
+A host with none of those on a RAM filesystem (a container without /dev/shm, macOS) gets the
+files in the system's temporary directory, on disk, for the seconds the container takes to
+start, and one warning naming that directory: refusing would leave such a user no way to
+hand a job a secret but `-e`, which is worse (the value stays in `docker inspect`).
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from ftimg.errors import FtimgError
 from ftimg.job.runspec import Mount
 from ftimg.job.secrets import SecretInput, secrets_dir
 
-RAM_DIRS = ("/dev/shm",)
+RAM_FILESYSTEMS = ("tmpfs", "ramfs")
+MOUNT_TABLE = "/proc/self/mounts"
 
 
 def secret_value(secret: SecretInput, host_env: Mapping[str, str]) -> str:
@@ -55,25 +62,58 @@ def secret_value(secret: SecretInput, host_env: Mapping[str, str]) -> str:
     return value
 
 
-def ram_directory(host_env: Mapping[str, str]) -> str | None:
-    """A RAM-backed directory only this user writes to, where one exists (else the system's temp dir)."""
-    for candidate in (host_env.get("XDG_RUNTIME_DIR"), *RAM_DIRS):
-        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+def ram_mount_points(mount_table: str) -> set[str]:
+    """Mount points of RAM filesystems in a /proc/self/mounts text (octal escapes such as \\040 decoded)."""
+    points = set()
+    for line in mount_table.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] in RAM_FILESYSTEMS:
+            points.add(fields[1].encode().decode("unicode_escape"))
+    return points
+
+
+def is_ram_backed(path: str, mount_table: str) -> bool:
+    """Whether `path` lies on a RAM filesystem: the mount holding it (the longest mount point above it) is one."""
+    real = os.path.realpath(path)
+    holders = [line.split()[1].encode().decode("unicode_escape") for line in mount_table.splitlines()
+               if len(line.split()) >= 3]
+    above = [point for point in holders if real == point or real.startswith(point.rstrip("/") + "/")]
+    return bool(above) and max(above, key=len) in ram_mount_points(mount_table)
+
+
+def ram_directory(host_env: Mapping[str, str], mount_table: str | None = None) -> str | None:
+    """The first of $XDG_RUNTIME_DIR, /dev/shm, /run/user/UID that is a RAM filesystem this user may write to."""
+    if mount_table is None:
+        try:
+            mount_table = Path(MOUNT_TABLE).read_text()
+        except OSError:
+            return None
+    for candidate in (host_env.get("XDG_RUNTIME_DIR"), "/dev/shm", f"/run/user/{os.getuid()}"):
+        if (candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK)
+                and is_ram_backed(candidate, mount_table)):
             return candidate
     return None
 
 
 @contextmanager
-def secret_mounts(secrets: Iterable[SecretInput], host_env: Mapping[str, str]) -> Iterator[list[Mount]]:
+def secret_mounts(secrets: Iterable[SecretInput], host_env: Mapping[str, str],
+                  on_warning: Callable[[str], None] = lambda _: None,
+                  mount_table: str | None = None) -> Iterator[list[Mount]]:
     """Read-only bind mounts of one file per secret; the files are deleted when the block ends.
 
-    Every value is read (and every problem raised) before anything is written.
+    Every value is read (and every problem raised) before anything is written. Without a RAM
+    filesystem the files go to the temporary directory on disk, and `on_warning` says where.
     """
     values = {secret.name: secret_value(secret, host_env) for secret in secrets}
     if not values:
         yield []
         return
-    directory = tempfile.mkdtemp(prefix="ftimg-secrets-", dir=ram_directory(host_env))
+    ram = ram_directory(host_env, mount_table)
+    directory = tempfile.mkdtemp(prefix="ftimg-secrets-", dir=ram)
+    if ram is None:
+        on_warning(f"no RAM filesystem for secret files ($XDG_RUNTIME_DIR, /dev/shm and /run/user/{os.getuid()} "
+                   f"are missing or not tmpfs): they are on disk in {directory} until the container starts; "
+                   "set XDG_RUNTIME_DIR to a tmpfs directory you own to keep them in memory")
     try:
         mounts = []
         for name, value in values.items():

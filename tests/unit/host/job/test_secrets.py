@@ -13,7 +13,7 @@ from ftimg.cluster.compose import compose_model, dumps
 from ftimg.errors import FtimgError
 from ftimg.job import secrets as host_secrets
 from ftimg.job.runspec import RunOptions, build_run_spec
-from ftimg.job.secret_files import secret_mounts
+from ftimg.job.secret_files import ram_directory, secret_mounts
 from ftimg.job.secrets import (SecretInput, collect_secrets, compose_secrets, parse_secret_option, passed_secret_names,
                                split_secret_flags)
 
@@ -124,13 +124,29 @@ def test_compose_file_names_secrets_never_values():
         assert "HF_TOKEN" in service["environment"] and "OTHER_TOKEN" in service["environment"]
 
 
+def test_secret_files_go_to_a_ram_filesystem_and_say_so_when_there_is_none(tmp_path):
+    runtime, disk = tmp_path / "run user", tmp_path / "disk"
+    runtime.mkdir()
+    disk.mkdir()
+    table = f"/dev/sda1 / ext4 rw 0 0\ntmpfs {str(runtime).replace(' ', chr(92) + '040')} tmpfs rw 0 0\n"
+    assert ram_directory({"XDG_RUNTIME_DIR": str(runtime)}, table) == str(runtime)
+    assert ram_directory({"XDG_RUNTIME_DIR": str(disk)}, table) is None  # a directory on disk is no RAM
+    warnings = []
+    secret = SecretInput("HF_TOKEN", "flag", "--hub_token", TOKEN)
+    with secret_mounts([secret], {"XDG_RUNTIME_DIR": str(disk)}, warnings.append, "/dev/sda1 / ext4 rw 0 0") as m:
+        assert len(warnings) == 1 and os.path.dirname(m[0].source) in warnings[0] and "on disk" in warnings[0]
+        assert "XDG_RUNTIME_DIR" in warnings[0] and TOKEN not in warnings[0]
+
+
 def test_secret_files_are_private_read_only_and_gone_afterwards(tmp_path):
     (tmp_path / "key.txt").write_text(TOKEN + "-file\n")
     runtime = tmp_path / "runtime"
     runtime.mkdir()
     secrets = [SecretInput("HF_TOKEN", "flag", "--hub_token", TOKEN), SecretInput("MY_TOKEN", "env", "MY_TOKEN"),
                SecretInput("MY_KEY", "file", str(tmp_path / "key.txt"))]
-    with secret_mounts(secrets, {"MY_TOKEN": TOKEN + "-env", "XDG_RUNTIME_DIR": str(runtime)}) as mounts:
+    table = f"tmpfs {runtime} tmpfs rw 0 0\n"
+    with secret_mounts(secrets, {"MY_TOKEN": TOKEN + "-env", "XDG_RUNTIME_DIR": str(runtime)},
+                       on_warning=pytest.fail, mount_table=table) as mounts:
         assert [m.target for m in mounts] == ["/run/secrets/HF_TOKEN", "/run/secrets/MY_TOKEN", "/run/secrets/MY_KEY"]
         assert all(m.read_only and m.source.startswith(str(runtime)) for m in mounts)
         assert [Path(m.source).read_text() for m in mounts] == [TOKEN, TOKEN + "-env", TOKEN + "-file"]
