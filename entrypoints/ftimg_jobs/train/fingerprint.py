@@ -1,7 +1,9 @@
 """What shapes a checkpoint (its fingerprint) and what may change when a run resumes; torch-free.
 
-A checkpoint may only be resumed by the same run: the same job, base model, adaptation (method,
-LoRA rank/alpha/targets, quantization), max length and training data. Those are the fingerprint;
+A checkpoint may only be resumed by the same run: the same job, base model (a path compared normalised:
+``/m/`` is ``/m``), adaptation (method, LoRA rank/alpha/targets, quantization), max length, training data
+(train/data_digest.py), a classifier's task type (its head's shape follows from it and the data) and the
+DeepSpeed ZeRO stage (it decides how optimizer state is sharded on disk). Those are the fingerprint;
 a difference stops the job before anything is loaded. Settings in RESUMABLE_SETTINGS (batch size on
 another GPU count, logging, saving, max_steps to extend a run) may change; the changes are recorded.
 
@@ -9,6 +11,7 @@ another GPU count, logging, saving, max_steps to extend a run) may change; the c
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,8 +20,10 @@ FORMAT_VERSION = 1
 RESUMABLE_SETTINGS = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
                       "num_train_epochs", "learning_rate", "logging_steps", "save_steps", "save_total_limit",
                       "eval_steps", "eval_strategy", "save_strategy")
-WAYS_OUT = ("--resume_from_checkpoint none to start fresh next to the existing checkpoints, "
-            "--overwrite_output_dir to replace them, or a new --output_dir")
+# Not "--resume_from_checkpoint none next to them": a fresh run would write its own checkpoint-N over the
+# other run's and save_total_limit would rotate the other run's away.
+WAYS_OUT = ("--overwrite_output_dir to remove the other run's checkpoints (this run's own are kept and resumed), "
+            "or a new --output_dir")
 
 
 def training_method(lora_args) -> str:
@@ -27,13 +32,32 @@ def training_method(lora_args) -> str:
     return "qlora" if lora_args.q_lora else "lora"
 
 
-def build_fingerprint(job: str, model_args, lora_args, data_args, data_sha256: str) -> dict:
+def normalized_model(name):
+    """``/models/m/`` and ``/models/./m`` are ``/models/m``; a hub id (``org/name``) is unchanged."""
+    return os.path.normpath(name) if isinstance(name, str) and name else name
+
+
+def zero_stage(deepspeed):
+    """The ZeRO stage of a --deepspeed config (a JSON path or a dict), None without DeepSpeed."""
+    if not deepspeed:
+        return None
+    config = deepspeed
+    if not isinstance(config, dict):
+        try:
+            config = json.loads(Path(deepspeed).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return str(deepspeed)  # checked elsewhere; the config's name is the best we know
+    stage = (config.get("zero_optimization") or {}).get("stage", 0) if isinstance(config, dict) else None
+    return stage if isinstance(stage, int) else str(stage)
+
+
+def build_fingerprint(job: str, model_args, lora_args, data_args, data_sha256: str, training_args=None) -> dict:
     """The settings that shape a checkpoint; LoRA shape only counts when LoRA is used."""
     method = training_method(lora_args)
     uses_lora = method != "full"
     return {
         "job": job,
-        "base_model": model_args.model_name_or_path,
+        "base_model": normalized_model(model_args.model_name_or_path),
         "method": method,
         "lora_r": lora_args.lora_r if uses_lora else None,
         "lora_alpha": lora_args.lora_alpha if uses_lora else None,
@@ -42,7 +66,14 @@ def build_fingerprint(job: str, model_args, lora_args, data_args, data_sha256: s
         "quantization": "nf4" if method == "qlora" else None,
         "model_max_length": data_args.model_max_length,
         "data_sha256": data_sha256,
+        "task_type": getattr(data_args, "task_type", None),  # cls only: regression has one output, classes N
+        "zero_stage": zero_stage(getattr(training_args, "deepspeed", None)),
     }
+
+
+def same_run(before: dict, now: dict) -> bool:
+    """A key the earlier fingerprint lacks (written before it was recorded) counts as None."""
+    return not differences(before, now)
 
 
 def resumable_settings(training_args, world_size: int) -> dict:

@@ -9,7 +9,7 @@ from ftimg_jobs.args.checks import Machine, adaptation_problems, data_problems, 
 from ftimg_jobs.args.parser import ParsedArgs, parse_job_args
 from ftimg_jobs.logs import setup_logging
 from ftimg_jobs.run_lock import acquire, is_global_rank_zero, lock_path_for_directory
-from ftimg_jobs.run_manifest import file_sha256
+from ftimg_jobs.train.data_digest import training_data_sha256
 from ftimg_jobs.train.fingerprint import build_fingerprint, fingerprint_document, resumable_settings
 from ftimg_jobs.train.fingerprint_callback import FingerprintCheckpoints
 from ftimg_jobs.train.resume import plan_resume
@@ -51,7 +51,8 @@ def claim_output(job: str, instances: tuple, log) -> FingerprintCheckpoints:
         lock = acquire(lock_path_for_directory(training_args.output_dir), job, "give this run another --output_dir")
         if lock.took_over:
             log.warning("took over the stale lock of %s: its process is gone", lock.took_over.get("run", "?"))
-    fingerprint = build_fingerprint(job, model_args, lora_args, data_args, file_sha256(data_args.data_path))
+    fingerprint = build_fingerprint(job, model_args, lora_args, data_args, training_data_sha256(data_args),
+                                    training_args)
     settings = resumable_settings(training_args, int(env.get("WORLD_SIZE", "1")))
     plan = plan_resume(training_args.resume_from_checkpoint, training_args.output_dir, fingerprint, settings,
                        training_args.overwrite_output_dir)
