@@ -168,3 +168,15 @@ def test_static_engine_on_a_cpu_says_why_and_auto_falls_back(jobs, tmp_path):
         text = before["generated_text"]
         assert after["generated_text"] == (text[:text.index(stop)] if stop in text else text)
         assert after["finish_reason"] == ("stop" if stop in text else before["finish_reason"])
+
+
+def test_a_changed_system_prompt_is_refused_instead_of_mixing_two_renderings(jobs, tmp_path):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
+    output = tmp_path / "out.jsonl"
+    infer(jobs, tmp_path, prompts, output)
+    before = output.read_bytes()
+    changed = run_infer(jobs, "--input_path", prompts, "--output_path", output, "--max_new_tokens", 12,
+                        "--batch_size", 3, "--system_prompt", "Answer in French.", cwd=tmp_path)
+    assert changed.returncode == 2, explain(changed)
+    assert "prompts_sha256" in changed.stderr and "Traceback" not in changed.stderr, explain(changed)
+    assert output.read_bytes() == before

@@ -13,11 +13,14 @@ writes OUT.jsonl atomically (temp file + rename) and only then removes the parts
 A restart reads OUT.jsonl and every part (any rank count) to find finished ids.
 
 OUT.jsonl.settings.json records what the output was generated from (input sha256, model, adapter,
-generation settings); a restart with other settings stops instead of mixing two runs in one file.
+generation settings, and the sha256 of every rendered prompt with its id, so a changed system prompt,
+template, column mapping, chat template or --dataset_spec counts too); a restart with other settings
+stops instead of mixing two runs in one file.
 It stays next to OUT.jsonl after the parts are gone, so a finished output is protected too.
 """
 
 import glob
+import hashlib
 import json
 import os
 from typing import Any, Dict, Iterable, List, Tuple
@@ -111,9 +114,19 @@ def finished_records(output_file: str, input_ids: Iterable[RecordId]) -> Dict[Re
     return finished
 
 
-def output_settings(model_args, adapter_args, generation_args) -> Dict[str, Any]:
-    """What this output is generated from: input (sha256), model, adapter and generation settings."""
-    settings = {"input_sha256": file_sha256(generation_args.input_path),
+def prompts_sha256(input_ids: Iterable[RecordId], texts: Dict[RecordId, str]) -> str:
+    """The sha256 of every (id, rendered prompt) in input order: whatever turned records into prompts
+    (spec, columns, templates, system prompt, chat template, the tokenizer's template) is in it."""
+    digest = hashlib.sha256()
+    for record_id in input_ids:
+        digest.update((json.dumps([record_id, texts[record_id]], ensure_ascii=False) + "\n").encode())
+    return digest.hexdigest()
+
+
+def output_settings(model_args, adapter_args, generation_args, rendered_prompts_sha256=None) -> Dict[str, Any]:
+    """What this output is generated from: input (sha256), the rendered prompts (sha256), model, adapter and
+    generation settings."""
+    settings = {"input_sha256": file_sha256(generation_args.input_path), "prompts_sha256": rendered_prompts_sha256,
                 "model": model_args.model_name_or_path, "adapter": adapter_args.adapter_name_or_path}
     settings.update({name: getattr(generation_args, name, None) for name in GENERATION_SETTINGS})
     # Greedy and beam search ignore the seed; only sampling depends on it.
@@ -130,7 +143,8 @@ def setting_differences(before: Dict[str, Any], now: Dict[str, Any]) -> List[str
     def show(key, value):
         return str(value)[:12] if key.endswith("sha256") and value else value  # the file keeps the full hash
 
-    keys = list(now) + [key for key in before if key not in now]
+    # A key the file lacks was not recorded when it was written (prompts_sha256 before it existed): not compared.
+    keys = [key for key in now if key in before] + [key for key in before if key not in now]
     return [f"{key} {show(key, before.get(key))} → {show(key, now.get(key))}"
             for key in keys if before.get(key) != now.get(key)]
 

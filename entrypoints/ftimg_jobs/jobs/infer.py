@@ -65,6 +65,7 @@ from ftimg_jobs.generate.resume import (
     output_settings,
     part_path,
     pending_ids,
+    prompts_sha256,
     record_output_settings,
     truncate_torn_tail,
     write_final_output,
@@ -91,6 +92,7 @@ def main(job: str, argv: list) -> int:
                                                         adapter_args.adapter_name_or_path),
                                        model_args.trust_remote_code)
     texts = {record.id: render_prompt(tokenizer, record.prompt) for record in records}
+    claim_output_settings(parsed, input_ids, texts, lock)
     token_ids = {record.id: prompt_token_ids(tokenizer, record.prompt, texts[record.id]) for record in records}
 
     ranks = Ranks.from_environment()
@@ -114,19 +116,24 @@ def main(job: str, argv: list) -> int:
 
 
 def claim_output_file(job: str, parsed):
-    """Hold the output file (global rank 0) and refuse output generated with other settings, before loading."""
-    model_args, adapter_args, args = parsed.instances
+    """Hold the output file (global rank 0) before anything is read or loaded."""
+    args = parsed.of(GenerationArguments)
     lock = None
     if is_global_rank_zero(dict(os.environ)):
         lock = acquire(lock_path_for_file(args.output_path), job, "give this run another --output_path")
         if lock.took_over:
             print(f"infer: took over the stale lock of {lock.took_over.get('run', '?')}: its process is gone",
                   file=sys.stderr, flush=True)
-    settings = output_settings(model_args, adapter_args, args)
+    return lock
+
+
+def claim_output_settings(parsed, input_ids: list, texts: dict, lock) -> None:
+    """Refuse output generated with other settings or other prompt renderings, before the model is loaded."""
+    model_args, adapter_args, args = parsed.instances
+    settings = output_settings(model_args, adapter_args, args, prompts_sha256(input_ids, texts))
     check_output_settings(args.output_path, settings)
     if lock is not None:
         record_output_settings(args.output_path, settings)
-    return lock
 
 
 def generate_share(parsed, ranks: Ranks, tokenizer, texts: dict, token_ids: dict, mine: list) -> dict:

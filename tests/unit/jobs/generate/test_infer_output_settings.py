@@ -49,3 +49,19 @@ def test_no_output_yet_means_nothing_to_check(tmp_path):
     record_output_settings(output, settings(tmp_path))  # crashed before the first record
     check_output_settings(output, settings(tmp_path, max_new_tokens=128))
     assert settings_path(output).endswith("p.jsonl.settings.json")
+
+
+def test_other_rendered_prompts_stop_and_a_file_from_before_they_were_recorded_resumes(tmp_path):
+    from ftimg_jobs.generate.resume import prompts_sha256
+
+    output = str(tmp_path / "p.jsonl")
+    (tmp_path / "p.jsonl").write_text('{"id": 0}\n')
+    plain = prompts_sha256([0, "a"], {0: "hi", "a": "there"})
+    assert plain != prompts_sha256([0, "a"], {0: "<|system|>French<|user|>hi", "a": "there"})
+    assert plain != prompts_sha256([0, "a"], {0: "hithere", "a": ""})  # the split between records counts
+    record_output_settings(output, {**settings(tmp_path), "prompts_sha256": plain})
+    with pytest.raises(InferOutputError, match=r"prompts_sha256 \w{12} → \w{12}"):
+        check_output_settings(output, {**settings(tmp_path), "prompts_sha256": "f" * 64})
+    older = {key: value for key, value in settings(tmp_path).items() if key != "prompts_sha256"}
+    record_output_settings(output, older)
+    check_output_settings(output, {**settings(tmp_path), "prompts_sha256": plain})
