@@ -17,7 +17,7 @@ from ftimg.cluster.submit import prepare_sbatch, write_and_submit
 from ftimg.errors import FtimgError
 from ftimg.job.run import make_output_dirs, prepare_run
 from ftimg.job.runspec import RunOptions
-from ftimg.job.secrets import collect_secrets, compose_secrets, passed_secret_names, split_secret_flags
+from ftimg.job.secrets import check_not_also_env, compose_secrets, passed_secret_names
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -55,9 +55,14 @@ def compose(nodes, gpus_per_node, master_addr, master_port, image, ipc, shm_size
     # Only SUDO_* (to find the real user): this shell's NCCL/CUDA settings are not baked into the file.
     sudo_env = {k: v for k, v in os.environ.items() if k.startswith("SUDO_")}
     spec = prepare_run(engine.connect(), options, host_env=sudo_env)
+    check_not_also_env(spec.secrets, env)
     for note in spec.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
     secret_names, secret_notes = passed_secret_names(spec.secrets, "compose file")
+    if secret_names:
+        # docker-compose 1.29 takes a secret from a file only (no `environment:` source): say what that shows.
+        secret_notes.append(f"{', '.join(secret_names)}: compose passes these through the services' environment, "
+                            "where `docker inspect` shows them; --secret NAME=FILE mounts a file instead")
     for note in secret_notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
     model = compose_secrets(compose_model(spec, nodes, gpus_per_node, master_addr, master_port,
@@ -133,23 +138,16 @@ def sbatch(nodes, gpus_per_node, runtime, node_image, partition, time, account, 
       ftimg sbatch lora-sft --runtime apptainer --node-image /shared/train.sif -o train.sbatch
       ftimg sbatch lora-sft --nodes 2 --runtime docker --output_dir /shared/out/lora --submit
     """
+    # Secret flags and --secret become the run spec's secrets, as for run and compose (prepare_sbatch).
     run_options = RunOptions(image=image or default_image(), job=job, job_args=list(job_args), ipc=ipc,
-                             shm_size=shm_size, ulimits=list(ulimits), hf_cache=hf_cache)
+                             shm_size=shm_size, ulimits=list(ulimits), hf_cache=hf_cache, secrets=list(secrets))
     log_dir = os.path.abspath(log_dir)
-    # The spec drops secret flags from the command; their names go to the script's passed variables.
-    secret_inputs = collect_secrets(split_secret_flags(list(job_args))[1], secrets, [], os.getcwd())
-    if any(s.origin == "file" for s in secret_inputs):
-        raise FtimgError("--secret NAME=FILE: a batch script takes names only; export NAME where you submit "
-                         "(sbatch passes your environment to the job) and give --secret NAME")
-    secret_names, secret_notes = passed_secret_names(secret_inputs, "batch script")
-    for note in secret_notes:
-        click.secho(f"note: {note}", fg="yellow", err=True)
     options = SbatchOptions(job_name=job_name or f"ftimg-{job}", log_dir=log_dir, nodes=nodes,
                             gpus_per_node=gpus_per_node, runtime=runtime, node_image=node_image or "",
                             partition=partition, time=time, account=account, qos=qos, exclusive=exclusive,
                             extras=list(extras), requeue=requeue, signal_grace=signal_grace,
                             master_port=master_port, network=network,
-                            passed_env=sorted({*env, *secret_names}))
+                            passed_env=sorted(set(env)))
     check_options(options)  # bad options fail before the engine or the cluster is asked anything
     plan = prepare_sbatch(engine.connect(), run_options, options, check_cluster=submit)
     for note in plan.notes:

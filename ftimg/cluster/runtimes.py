@@ -21,6 +21,7 @@ from ftimg.cluster.compose import size_text
 from ftimg.cluster.shell import Expansion, word, words
 from ftimg.errors import FtimgError
 from ftimg.job.runspec import PathKind, RunSpec
+from ftimg.job.secrets import secrets_dir
 
 RUNTIMES = ("pyxis", "apptainer", "docker")
 # torchrun's per-worker variables. Set by enroot's PyTorch hook or a submitting shell that itself runs
@@ -172,8 +173,43 @@ def docker_network(network: str) -> str:
     return Expansion(f'"container:{NODE_NAME}"') if network == "container:{node}" else network
 
 
-def docker_run_flags(spec: RunSpec, network: str, gpus_per_node: int, passed_env: list[list[str]]) -> list[str]:
-    """`docker run` flags for the RunSpec `ftimg run` would create, one continuation line per group."""
+def secret_file_lines(secrets: list[str]) -> list[str]:
+    """Node-function lines that write each secret of the step's environment into a file for the container.
+
+    As `ftimg run` does (ftimg/job/secret_files.py): a fresh 0700 directory on a RAM filesystem
+    ($XDG_RUNTIME_DIR when the node has it, else /dev/shm), one 0444 file per secret (the container's
+    user may differ from the node's: the directory keeps everyone else out), bind-mounted read-only at
+    /run/secrets/NAME, which the jobs export as $NAME. The directory is removed as soon as the container
+    runs (its mounts keep the files) or the docker command has ended, so `docker inspect` shows paths only.
+    """
+    if not secrets:
+        return []
+    lines = [
+        "# Secrets go to the container as read-only files, never in its configuration (`docker inspect`).",
+        "local secrets_parent=/dev/shm",
+        'if [ -n "${XDG_RUNTIME_DIR:-}" ] && [ -d "$XDG_RUNTIME_DIR" ] && [ -w "$XDG_RUNTIME_DIR" ]; then',
+        '    secrets_parent="$XDG_RUNTIME_DIR"',
+        "fi",
+        "local secrets",
+        'secrets="$(mktemp -d "$secrets_parent/ftimg-secrets.XXXXXX")" || return 1',
+    ]
+    for name in secrets:
+        # printf is a builtin: the value is in no process's arguments.
+        missing = "not set on this node: export it where you submit (sbatch passes your environment to the job)"
+        lines.append(f"( umask 0333 && printf '%s' \"${{{name}:?{missing}}}\" > \"$secrets/{name}\" ) "
+                     '|| { rm -rf "$secrets"; return 1; }')
+    lines += [
+        "# $$ becomes the docker command below (exec): wait for its container to run, or for it to end.",
+        '( while kill -0 $$ 2>/dev/null && [ "$(docker inspect --format \'{{.State.Running}}\' "$name" 2>/dev/null)"'
+        ' != true ]; do sleep 1; done; rm -rf "$secrets" ) &',
+    ]
+    return lines
+
+
+def docker_run_flags(spec: RunSpec, network: str, gpus_per_node: int, passed_env: list[list[str]],
+                     secrets: list[str] = ()) -> list[str]:
+    """`docker run` flags for the RunSpec `ftimg run` would create, one continuation line per group;
+    `secrets` are mounted from the files secret_file_lines writes."""
     limits = ["--init"] if spec.init else []
     limits += ["--user", spec.user]
     if spec.ipc_mode:
@@ -192,17 +228,20 @@ def docker_run_flags(spec: RunSpec, network: str, gpus_per_node: int, passed_env
         lines.append(words(part for name, value in sorted(spec.environment.items())
                            for part in ("--env", f"{name}={value}")))
     lines += [words(["--volume", f"{m.source}:{m.target}" + (":ro" if m.read_only else "")]) for m in spec.mounts]
+    # --mount, not --volume: a missing file fails the start instead of appearing as an empty directory.
+    lines += [words(["--mount", Expansion(f'"type=bind,source=$secrets/{name},target={secrets_dir()}/{name},readonly"')])
+              for name in secrets]
     lines.append(words(part for name, value in sorted(spec.labels.items()) for part in ("--label", f"{name}={value}")))
     return lines
 
 
 def docker_step(spec: RunSpec, passed_env: list[list[str]], network: str, gpus_per_node: int,
-                node_rank: str) -> Step:
+                node_rank: str, secrets: list[str] = ()) -> Step:
     name = Expansion('"$name"')
     # Docker hands the container none of the step's environment: the job needs its Slurm job id and node
     # to tell a second job how to stop it (`scancel ID` in the output lock's error).
     run = [words(["exec", "docker", "run", "--rm", "--name", name]),
-           *docker_run_flags(spec, network, gpus_per_node, [list(SLURM_IDENTITY), *passed_env]),
+           *docker_run_flags(spec, network, gpus_per_node, [list(SLURM_IDENTITY), *passed_env], secrets),
            words([spec.image, *spec.command])]
     image = word(spec.image)
     setup = [
@@ -216,6 +255,7 @@ def docker_step(spec: RunSpec, passed_env: list[list[str]], network: str, gpus_p
         f"        timeout {PULL_TIMEOUT_S} docker pull {image} || return 1",
         "    fi",
         f'    export NODE_RANK="{node_rank}"',
+        *(f"    {line}" for line in secret_file_lines(list(secrets))),
         "    " + " \\\n        ".join(run),
         "}",
         f"export -f {NODE_FUNCTION}",
@@ -225,14 +265,16 @@ def docker_step(spec: RunSpec, passed_env: list[list[str]], network: str, gpus_p
 
 
 def runtime_step(runtime: str, spec: RunSpec, facts: ImageFacts, image: str, gpus_per_node: int,
-                 passed_env: list[list[str]], network: str, node_rank: str) -> Step:
+                 passed_env: list[list[str]], network: str, node_rank: str, secrets: list[str] = ()) -> Step:
     """The step for `runtime`; `image` is what the nodes run (see node_image); `passed_env` lists groups of
-    variable names the step passes on from its environment (pyxis and apptainer pass every one anyway)."""
+    variable names the step passes on from its environment (pyxis and apptainer pass every one anyway);
+    `secrets` names secrets in the step's environment: docker mounts them as files (secret_file_lines),
+    pyxis and apptainer tasks keep them in their environment, which no container configuration records."""
     check_mount_paths(spec)
     if runtime == "pyxis":
         return pyxis_step(spec, facts, image, gpus_per_node, node_rank)
     if runtime == "apptainer":
         return apptainer_step(spec, facts, image, gpus_per_node, node_rank)
     if runtime == "docker":
-        return docker_step(spec, passed_env, network, gpus_per_node, node_rank)
+        return docker_step(spec, passed_env, network, gpus_per_node, node_rank, secrets)
     raise FtimgError(f"--runtime {runtime}: unknown runtime; choose one of {', '.join(RUNTIMES)}")

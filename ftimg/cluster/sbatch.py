@@ -59,6 +59,8 @@ class SbatchOptions:
     master_port: int = DEFAULT_MASTER_PORT
     network: str = "host"
     passed_env: list[str] = field(default_factory=list)
+    # Secrets the job needs, by name, from the submitting shell (the docker runtime mounts them as files).
+    secrets: list[str] = field(default_factory=list)
 
 
 def time_limit_seconds(value: str) -> int | None:
@@ -115,7 +117,7 @@ def check_options(options: SbatchOptions) -> None:
             problems.append(f"--sbatch {extra}: ftimg writes this one itself; use ftimg's {managed_option(extra)}")
     if options.runtime != "docker" and options.network != "host":
         problems.append(f"--network {options.network}: only the docker runtime starts containers on a network")
-    for name in options.passed_env:
+    for name in [*options.passed_env, *options.secrets]:
         if not ENV_NAME.fullmatch(name):
             problems.append(f"--env {name}: the script passes variables by name only (sbatch exports their values "
                             "from the submitting shell); give NAME and set it before submitting")
@@ -241,7 +243,7 @@ def batch_script(spec: RunSpec, facts: ImageFacts, options: SbatchOptions, node_
                                       max(options.gpus_per_node, 1))
     step = runtime_step(options.runtime, spec, facts, node_image, options.gpus_per_node,
                         [list(contract), list(NCCL_SETTINGS), options.passed_env], options.network,
-                        contract["NODE_RANK"])
+                        contract["NODE_RANK"], options.secrets)
     lines = [*header(spec, options, node_image), *directives(options), "set -uo pipefail", "",
              *output_dir_lines(spec), *rendezvous_lines(contract), *preemption_lines(options), *step.setup,
              *srun_lines(options, step.lines, step.env_prefix), *ending_lines(options)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ftimg import engine
@@ -20,6 +20,7 @@ from ftimg.cluster.sbatch import SbatchOptions, batch_script, check_options
 from ftimg.errors import FtimgError
 from ftimg.job.run import make_output_dirs, path_kind, prepare_run
 from ftimg.job.runspec import RunOptions, RunSpec
+from ftimg.job.secrets import check_not_also_env, exposed_env_note, is_secret, passed_secret_names
 
 
 @dataclass
@@ -47,12 +48,21 @@ def prepare_sbatch(client, run_options: RunOptions, options: SbatchOptions, chec
     # The script must not carry this shell's settings: only SUDO_* (to find the real user), as for compose.
     sudo_env = {k: v for k, v in os.environ.items() if k.startswith("SUDO_")}
     spec = prepare_run(client, run_options, host_env=sudo_env)
+    # The run spec's secrets (secret flags and --secret), as for `ftimg run` and `ftimg compose`.
+    check_not_also_env(spec.secrets, options.passed_env)
+    if any(secret.origin == "file" for secret in spec.secrets):
+        raise FtimgError("--secret NAME=FILE: a batch script takes names only; export NAME where you submit "
+                         "(sbatch passes your environment to the job) and give --secret NAME")
+    secret_names, secret_notes = passed_secret_names(spec.secrets, "batch script")
+    options = replace(options, secrets=secret_names)
     facts = image_facts(engine.inspect_image(client, run_options.image), run_options.image)
     cwd = os.getcwd()
     image = node_image(options.runtime, run_options.image, options.node_image or None, cwd, path_kind)
-    notes = list(spec.notes)
+    notes = [*spec.notes, *secret_notes]
     notes += [f"--env {name}: not set in this shell; sbatch passes the submitting shell's value, so set it "
               "before submitting" for name in options.passed_env if name not in os.environ]
+    if options.runtime == "docker":
+        notes += [exposed_env_note(name) for name in options.passed_env if is_secret(name)]
     partition = None
     if check_cluster or shutil.which("sinfo"):
         partition, capacity_notes = slurm.check_capacity(slurm.partitions(), options.partition, options.nodes,

@@ -124,11 +124,18 @@ def collect_secrets(flag_secrets: Iterable[SecretInput], options: Iterable[str],
             first = seen[secret.name]
             raise FtimgError(f"{secret.name} is given twice ({_how(first)} and {_how(secret)}): give it once")
         seen[secret.name] = secret
-    for name in env_names:
-        if name in seen:
-            raise FtimgError(f"{name} is given with -e and with {_how(seen[name])}: give one "
-                             "(--secret keeps the value out of `docker inspect`)")
+    check_not_also_env(secrets, env_names)
     return secrets
+
+
+def check_not_also_env(secrets: Iterable[SecretInput], env_names: Iterable[str]) -> None:
+    """A variable given as a secret and with -e (by name, whether set or not) is refused: give it one way."""
+    by_name = {secret.name: secret for secret in secrets}
+    for name in env_names:
+        name = name.partition("=")[0]
+        if name in by_name:
+            raise FtimgError(f"{name} is given with -e and with {_how(by_name[name])}: give one "
+                             "(--secret keeps the value out of `docker inspect`)")
 
 
 def _how(secret: SecretInput) -> str:

@@ -54,7 +54,8 @@ CASES = {
                                 runtime="apptainer", time="12:00:00", signal_grace=600, passed_env=["HF_TOKEN"]),
                   "/shared/images/train.sif"),
     "docker": (SbatchOptions(job_name="ftimg-qlora-sft", log_dir="/shared/logs", nodes=2, gpus_per_node=8,
-                             runtime="docker", partition="gpu", requeue=False, passed_env=["HF_TOKEN"]),
+                             runtime="docker", partition="gpu", requeue=False, passed_env=["WANDB_PROJECT"],
+                             secrets=["HF_TOKEN"]),
                IMAGE),
 }
 

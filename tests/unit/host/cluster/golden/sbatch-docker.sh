@@ -48,6 +48,16 @@ ftimg_node() {
         timeout 1800 docker pull registry.example.com/team/train:cu121-torch2.1 || return 1
     fi
     export NODE_RANK="$SLURM_NODEID"
+    # Secrets go to the container as read-only files, never in its configuration (`docker inspect`).
+    local secrets_parent=/dev/shm
+    if [ -n "${XDG_RUNTIME_DIR:-}" ] && [ -d "$XDG_RUNTIME_DIR" ] && [ -w "$XDG_RUNTIME_DIR" ]; then
+        secrets_parent="$XDG_RUNTIME_DIR"
+    fi
+    local secrets
+    secrets="$(mktemp -d "$secrets_parent/ftimg-secrets.XXXXXX")" || return 1
+    ( umask 0333 && printf '%s' "${HF_TOKEN:?not set on this node: export it where you submit (sbatch passes your environment to the job)}" > "$secrets/HF_TOKEN" ) || { rm -rf "$secrets"; return 1; }
+    # $$ becomes the docker command below (exec): wait for its container to run, or for it to end.
+    ( while kill -0 $$ 2>/dev/null && [ "$(docker inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; do sleep 1; done; rm -rf "$secrets" ) &
     exec docker run --rm --name "$name" \
         --init --user 1234:1234 --shm-size 16g --ulimit memlock=-1:-1 --ulimit stack=67108864:67108864 \
         --network host \
@@ -55,11 +65,12 @@ ftimg_node() {
         --env SLURM_JOB_ID --env SLURMD_NODENAME \
         --env NNODES --env NODE_RANK --env MASTER_ADDR --env MASTER_PORT --env NPROC_PER_NODE \
         --env NCCL_SOCKET_IFNAME --env NCCL_DEBUG --env NCCL_IB_DISABLE \
-        --env HF_TOKEN \
+        --env WANDB_PROJECT \
         --env HF_HOME=/mnt/hf-cache \
         --volume /shared/data/train.jsonl:/mnt/host/shared/data/train.jsonl:ro \
         --volume /shared/out/qlora:/mnt/host/shared/out/qlora \
         --volume /shared/hf:/mnt/hf-cache \
+        --mount "type=bind,source=$secrets/HF_TOKEN,target=/run/secrets/HF_TOKEN,readonly" \
         --label org.ftimg.run.image=registry.example.com/team/train:cu121-torch2.1 --label org.ftimg.run.job=qlora-sft --label org.ftimg.run.output=/shared/out/qlora \
         registry.example.com/team/train:cu121-torch2.1 qlora-sft --data_path /mnt/host/shared/data/train.jsonl --max_steps 1000 --output_dir /mnt/host/shared/out/qlora
 }
