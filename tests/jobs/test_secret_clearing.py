@@ -34,3 +34,13 @@ def test_a_token_flag_beats_the_environment_and_is_saved_nowhere(jobs, tmp_path)
     assert f"secrets: HF_TOKEN (environment, {len(FLAG_TOKEN)} characters)" in result.stderr
     assert f"--hub_token ({len(FLAG_TOKEN)} characters) moved into HF_TOKEN" in result.stderr
     assert files_containing(tmp_path / "out", b"hf_FAKEftimg") == []
+
+
+def test_a_token_flag_stays_out_of_the_launch_line_and_the_workers_argv(jobs, tmp_path):
+    # Several processes: the dispatcher re-executes the job under torchrun with the argv it was given.
+    result = jobs.run("lora-sft", "--hub_token", FLAG_TOKEN, "--output_dir", "out", *SMALL, cwd=tmp_path,
+                      env={"HF_TOKEN": "", "NPROC_PER_NODE": "2"})
+    assert result.returncode == 0, explain(result)
+    assert "ftimg_jobs: launching " in result.stderr and "--hub_token" not in result.stderr.split("launching ")[1]
+    assert "hf_FAKEftimg" not in result.stdout + result.stderr
+    assert files_containing(tmp_path / "out", b"hf_FAKEftimg") == []
