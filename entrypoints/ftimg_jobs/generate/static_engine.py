@@ -260,8 +260,10 @@ class StaticEngine:
         cap = self.settings.max_slots
 
         def slots_at(cache_length: int) -> int:
+            # --batch_size picks the rows, but never more than the free memory holds: a raw CUDA
+            # out-of-memory error halfway through would be the worse answer.
             fit = slots_that_fit(free, cache_length, longest, self.shape)
-            return cap if cap else fit
+            return min(cap, fit) if cap else fit
 
         first_length = max(lengths.values()) + self.settings.max_new_tokens
         if slots_at(first_length) < 1:
