@@ -23,7 +23,7 @@ class GenerationArguments(DatasetSpecArguments):
         "choices": ["auto", "static", "eager"]})
     batch_size: Optional[int] = field(default=None, metadata={
         "help": "Prompts decoded together on each GPU (default: static engine, as many as the KV cache fits in "
-                "free GPU memory, at most 256; eager engine, 8)"})
+                "free GPU memory, at most 256; eager engine, 8). The static engine lowers a larger value to what fits"})
     max_new_tokens: int = field(default=256, metadata={"help": "Most tokens generated per prompt"})
     do_sample: bool = field(default=False, metadata={"help": "Sample instead of greedy/beam search"})
     temperature: Optional[float] = field(default=None, metadata={"help": "Sampling temperature (default: the model's)"})
