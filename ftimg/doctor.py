@@ -81,12 +81,17 @@ def memlock_check(client) -> Check:
     """
     from ftimg.job.run import refused_ulimit  # run imports the runspec machinery doctor otherwise does not need
 
-    image = next((tag for found in client.images.list() for tag in found.tags if tag.startswith("ftimg/")), None)
-    if image is None:
+    tags = sorted(tag for found in client.images.list() for tag in found.tags
+                  if tag.startswith(("ftimg/base:", "ftimg/train:")))
+    if not tags:
         return Check("memlock", True, "no ftimg image yet to probe with; not checked", required=False)
+    image, probe = tags[0], None
     try:
-        client.containers.run(image, ["true"], entrypoint=[], remove=True, network_disabled=True,
-                              ulimits=[docker.types.Ulimit(name="memlock", soft=-1, hard=-1)])
+        # create + start, not run(remove=True): a start the engine refuses would leave a created container behind.
+        probe = client.containers.create(image, ["true"], entrypoint=[], network_disabled=True,
+                                         ulimits=[docker.types.Ulimit(name="memlock", soft=-1, hard=-1)])
+        probe.start()
+        probe.wait()
     except docker.errors.DockerException as exc:
         if refused_ulimit(str(exc)) != "memlock":
             return Check("memlock", False, f"probe with {image} failed: {str(exc)[:200]}", required=False)
@@ -94,6 +99,9 @@ def memlock_check(client) -> Check:
                      "(pinned memory for NCCL/RDMA may be capped)",
                      "raise the engine's limit (LimitMEMLOCK=infinity in docker.service, then restart docker); "
                      "`ftimg run` keeps working meanwhile", required=False)
+    finally:
+        if probe is not None:
+            probe.remove(force=True)
     return Check("memlock", True, "containers may lift memlock to unlimited")
 
 
