@@ -181,11 +181,6 @@ def pending_ids(input_ids: Iterable[RecordId], finished: Dict[RecordId, Any]) ->
     return [record_id for record_id in input_ids if record_id not in finished]
 
 
-def append_record(handle, record: Dict[str, Any]) -> None:
-    """Write one record as one line and force it to disk before the next is generated."""
-    append_records(handle, [record])
-
-
 def append_records(handle, records: List[Dict[str, Any]]) -> None:
     """Write records that finished together, one line each, and force them to disk with one fsync.
 

@@ -99,10 +99,6 @@ def main(job: str, argv: list) -> int:
     label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
     collator, throughput = build_collator(LeftPadCollator(tokenizer.pad_token_id, label_dtype=label_dtype),
                                           speed_args, attention, training_args, speed_notes, task_type=SEQ_CLS)
-    log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
-             count_parameters(model))
-    if training_args.label_names is None:
-        training_args.label_names = ["labels"]
 
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,

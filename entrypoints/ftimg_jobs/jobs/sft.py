@@ -79,10 +79,6 @@ def main(job: str, argv: list) -> int:
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
     collator, throughput = build_collator(LeftPadCollator(tokenizer.pad_token_id), speed_args, attention,
                                           training_args, speed_notes)
-    log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
-             count_parameters(model))
-    if training_args.label_names is None:
-        training_args.label_names = ["labels"]
 
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,

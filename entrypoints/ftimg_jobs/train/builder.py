@@ -5,14 +5,18 @@ linears, and the checkpointing plan needs the trainable parameters LoRA made.
 The benchmark (benchmarks/speed_cases.py) calls these same two functions.
 """
 
+import logging
+
 from ftimg_jobs.model.load import load_training_model
-from ftimg_jobs.model.lora import apply_lora
+from ftimg_jobs.model.lora import apply_lora, count_parameters
 from ftimg_jobs.model.packed_attention import use_packed_attention
 from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_free_unavailable_reason
 from ftimg_jobs.train.checkpointing import plan_checkpointing, prepare_for_training
 from ftimg_jobs.train.kernels import apply_liger
 from ftimg_jobs.train.optimizer import choose_optimizer
 from ftimg_jobs.train.throughput import ThroughputCallback
+
+log = logging.getLogger("ftimg_jobs")
 
 CAUSAL_LM = "CAUSAL_LM"
 
@@ -32,6 +36,8 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
         model = apply_lora(model, lora_args, task_type=task_type)
     notes["gradient_checkpointing"] = plan_checkpointing(model, lora_args, speed_args, training_args,
                                                          tokens_per_step, notes["liger"])
+    log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
+             count_parameters(model))
     return model, attention, notes
 
 

@@ -34,6 +34,9 @@ def start_training(job: str, argv: list, argument_classes: tuple) -> TrainingSta
         log.warning(parsed.notes["precision"])
     raise_problems(job, model_problems(model_args) + adaptation_problems(job, lora_args, training_args, Machine.here())
                    + data_problems(data_args))
+    if training_args.label_names is None:
+        # Both jobs feed the Trainer a "labels" column; naming it keeps eval loss with a PEFT wrapper.
+        training_args.label_names = ["labels"]
     fingerprints = claim_output(job, parsed.instances, log)
     return TrainingStart(parsed, log, fingerprints.record["resume"]["checkpoint"], started, fingerprints)
 

@@ -7,7 +7,7 @@ import pytest
 
 from ftimg_jobs.generate.resume import (
     InferOutputError,
-    append_record,
+    append_records,
     finished_records,
     part_path,
     parts_dir,
@@ -50,7 +50,7 @@ def test_truncate_then_append_never_glues_onto_a_torn_record(tmp_path):
     path = write_part(str(tmp_path / "out.jsonl"), 0, [{"id": 1}], torn='{"id": 2, "te')
     truncate_torn_tail(path)
     with open(path, "a", encoding="utf-8") as handle:
-        append_record(handle, {"id": 2, "text": "done"})
+        append_records(handle, [{"id": 2, "text": "done"}])
     assert read_complete_records(path)[0] == [{"id": 1}, {"id": 2, "text": "done"}]
     assert open(path, encoding="utf-8").read().endswith("\n")
 
