@@ -30,7 +30,10 @@ class LoraArguments:
         "help": "Quantize the frozen base to 4-bit NF4 (double quant) under the LoRA adapters; needs a CUDA GPU."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_dropout: float = field(default=0.0, metadata={
+        "help": "Dropout on the LoRA input. Default 0: PEFT then applies none and keeps no dropped copy of each "
+                "adapted linear's input, so fewer layers need checkpointing (docs/performance.md); "
+                "pass e.g. 0.05 (as the seeds do) for dropout."})
     lora_target_modules: Optional[List[str]] = field(default=None, metadata={
         "help": "Module names to adapt (e.g. q_proj v_proj); default: every linear layer except the output head."})
 

@@ -31,6 +31,9 @@ def requested_targets(values) -> list:
 def apply_lora(model, lora_args, task_type: str):
     """Wrap the model with LoRA adapters; the frozen base keeps its dtype.
 
+    ``--lora_dropout 0`` (the default) makes PEFT put an identity where the dropout
+    would be, so no dropped copy of each adapted linear's input is kept for backward.
+
     QLoRA skips peft's prepare_model_for_kbit_training: it casts every frozen
     half-precision weight (embeddings, norms, LM head) to fp32, which turns the
     residual stream fp32 and costs memory and time (docs/performance.md).
@@ -51,7 +54,8 @@ def apply_lora(model, lora_args, task_type: str):
     for parameter in model.parameters():
         if parameter.requires_grad and parameter.dtype != torch.float32:
             parameter.data = parameter.data.float()
-    log.info("LoRA r=%d alpha=%d on %s", lora_args.lora_r, lora_args.lora_alpha, ", ".join(targets))
+    log.info("LoRA r=%d alpha=%d dropout=%g on %s", lora_args.lora_r, lora_args.lora_alpha, lora_args.lora_dropout,
+             ", ".join(targets))
     return model
 
 
