@@ -10,6 +10,7 @@ import logging
 from ftimg_jobs.model.load import load_training_model
 from ftimg_jobs.model.lora import apply_lora, count_parameters
 from ftimg_jobs.model.packed_attention import use_packed_attention
+from ftimg_jobs.model.sdpa_backends import apply_sdpa_priority
 from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_free_unavailable_reason
 from ftimg_jobs.train.checkpointing import plan_checkpointing, prepare_for_training
 from ftimg_jobs.train.kernels import apply_liger
@@ -31,7 +32,8 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
             and padding_free_unavailable_reason("sdpa") is None and use_packed_attention(model)):
         attention["implementation"] = "sdpa, one causal call per example (packed_attention.py)"
     notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args),
-             "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM)}
+             "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM),
+             "sdpa_backends": apply_sdpa_priority(attention["implementation"])}
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, task_type=task_type)
     notes["gradient_checkpointing"] = plan_checkpointing(model, lora_args, speed_args, training_args,
