@@ -73,6 +73,18 @@ def test_every_id_once_with_all_fields_and_greedy_is_deterministic(jobs, tmp_pat
     assert not (tmp_path / "a" / "out.jsonl.parts").exists()
 
 
+def test_inference_starts_without_importing_the_training_libraries(jobs, tmp_path):
+    """Start-up counts in an inference run's wall time: transformers' TrainingArguments pulls in peft (about
+    two seconds of imports), and generation without an adapter needs neither."""
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 2)
+    result = run_infer(jobs, "--input_path", prompts, "--output_path", tmp_path / "out.jsonl", "--max_new_tokens", 2,
+                       cwd=tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, explain(result)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" in imported and "transformers" in imported  # the profile really was taken
+    assert not imported & {"peft", "transformers.training_args", "transformers.trainer", "datasets"}
+
+
 def test_runs_with_no_arguments_on_the_embedded_model_and_sample_prompts(jobs, tmp_path):
     result = run_infer(jobs, cwd=tmp_path)
     assert result.returncode == 0, explain(result)

@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, field, fields
 
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
 from ftimg_jobs.args.config import assemble_argv, flag_value
 from ftimg_jobs.catalogue import find_job, load_catalogue
@@ -46,8 +46,19 @@ def dataclass_flag_names(dataclass_types) -> set:
     return {f.name for dataclass_type in dataclass_types for f in fields(dataclass_type) if f.init}
 
 
+def training_arguments_class():
+    """transformers' TrainingArguments if a job has imported it, else None.
+
+    Only the training jobs import it (their argument classes include it); importing it here
+    would cost the inference and merge jobs about two seconds of start-up, since it pulls in peft.
+    """
+    module = sys.modules.get("transformers.training_args")
+    return getattr(module, "TrainingArguments", None)
+
+
 def is_training(dataclass_types) -> bool:
-    return any(issubclass(cls, TrainingArguments) for cls in dataclass_types)
+    training_arguments = training_arguments_class()
+    return training_arguments is not None and any(issubclass(cls, training_arguments) for cls in dataclass_types)
 
 
 def fill_model_path(instances) -> None:
@@ -97,8 +108,8 @@ def parse_job_args(job: str, argv: list, dataclass_types: tuple) -> ParsedArgs:
     for note in clear_secret_fields(instances, argv, os.environ):
         if os.environ.get("RANK", "0") == "0":
             say(note)
-    for instance in instances:
-        if isinstance(instance, TrainingArguments) and instance.gradient_checkpointing \
+    for instance in instances if training else ():
+        if isinstance(instance, training_arguments_class()) and instance.gradient_checkpointing \
                 and not instance.gradient_checkpointing_kwargs:
             # Non-reentrant checkpointing works with frozen inputs (LoRA) without extra hooks.
             instance.gradient_checkpointing_kwargs = {"use_reentrant": False}
