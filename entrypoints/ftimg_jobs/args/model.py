@@ -33,7 +33,7 @@ class LoraArguments:
     lora_dropout: float = field(default=0.0, metadata={
         "help": "Dropout on the LoRA input. Default 0: PEFT then applies none and keeps no dropped copy of each "
                 "adapted linear's input, so fewer layers need checkpointing (docs/performance.md); "
-                "pass e.g. 0.05 (as the seeds do) for dropout."})
+                "pass e.g. --lora_dropout 0.05 to train with dropout."})
     lora_target_modules: Optional[List[str]] = field(default=None, metadata={
         "help": "Module names to adapt (e.g. q_proj v_proj); default: every linear layer except the output head."})
 

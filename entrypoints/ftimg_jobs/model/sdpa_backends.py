@@ -2,6 +2,9 @@
 
 Measured on an H200 (docs/performance.md): causal attention forward + backward at 4,096 tokens,
 32 heads of 128, bf16, took 1.13 ms with SDPA's cuDNN backend and 2.02 ms with its flash backend.
+PyTorch 2.11 makes the same choice by itself on these GPUs once its cuDNN is above 9.15.0 (as the
+cu130 profile's 9.19 is); setting it here makes the order explicit, recorded in run.json, and the
+same under a torch whose own default differs.
 
 The order is set for the whole job process, not around the model's forward pass. The backward
 kernel follows the forward kernel on its own (autograd records the op the forward pass ran), but a
