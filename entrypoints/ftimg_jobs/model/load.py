@@ -4,7 +4,6 @@ QLoRA is LoRA plus ``q_lora`` (the base is loaded in 4-bit NF4 with double
 quantization and bf16/fp16 compute), not a separate code path.
 """
 
-import importlib.util
 import logging
 import os
 
@@ -12,7 +11,8 @@ import torch
 import transformers
 
 from ftimg_jobs.errors import JobError
-from ftimg_jobs.model.attention import FLASH, choose_attention
+from ftimg_jobs.model.attention import FLASH, FLASH4, FLASH4_ARCHITECTURES, AttentionProbe, choose_attention
+from ftimg_jobs.model.flash4_attention import distribution_installed, flash4_problem, use_flash4_attention
 from ftimg_jobs.model.precision import torch_dtype, training_compute_dtype
 
 log = logging.getLogger("ftimg_jobs")
@@ -24,22 +24,26 @@ def dtype_kwargs(dtype) -> dict:
     return {"dtype": dtype} if TRANSFORMERS_MAJOR >= 5 else {"torch_dtype": dtype}
 
 
-def select_attention(model_args, weights_dtype) -> dict:
-    """Pick and justify the attention implementation; ``--attn_implementation flash_attention_2`` insists."""
+def select_attention(model_args, weights_dtype, compute_dtype=None) -> dict:
+    """Pick and justify the attention implementation; ``--attn_implementation flash_attention_4/2`` insists.
+
+    ``compute_dtype``: the dtype attention runs in when it differs from the weights' (autocast).
+    """
     cuda = torch.cuda.is_available()
-    implementation, reason = choose_attention(
-        requested=model_args.attn_implementation,
-        flash_requested=model_args.flash_attn,
-        flash_installed=importlib.util.find_spec("flash_attn") is not None,
-        cuda_available=cuda,
-        compute_capability=torch.cuda.get_device_capability() if cuda else None,
-        half_precision=weights_dtype in (torch.float16, torch.bfloat16),
-    )
-    if model_args.attn_implementation == FLASH and implementation != FLASH:
-        raise JobError(f"--attn_implementation {FLASH}: {reason}. Use --attn_implementation auto or sdpa")
-    if model_args.flash_attn and implementation != FLASH:
+    capability = tuple(torch.cuda.get_device_capability()) if cuda else None
+    half = (torch.float16, torch.bfloat16)
+    # By distribution name: flash-attn-4 installs a flash_attn package too (flash_attn.cute).
+    probe = AttentionProbe(flash2_installed=distribution_installed("flash-attn"),
+                           flash4_problem=flash4_problem(cuda and capability[0] in FLASH4_ARCHITECTURES),
+                           cuda=cuda, capability=capability, half_weights=weights_dtype in half,
+                           half_compute=(compute_dtype or weights_dtype) in half)
+    requested = model_args.attn_implementation
+    implementation, reason = choose_attention(requested, model_args.flash_attn, probe)
+    if requested in (FLASH, FLASH4) and implementation != requested:
+        raise JobError(f"--attn_implementation {requested}: {reason}. Use --attn_implementation auto or sdpa")
+    if model_args.flash_attn and implementation not in (FLASH, FLASH4):
         log.warning("--flash_attn: %s; using %s instead", reason, implementation)
-    return {"implementation": implementation, "reason": reason}
+    return {"implementation": implementation, "reason": reason, "requested": requested}
 
 
 def local_device_index() -> int:
@@ -52,7 +56,7 @@ def load_training_model(model_class, model_args, lora_args, training_args, **con
     # Full fine-tuning keeps fp32 master weights (autocast does the half-precision math);
     # adapters train on a frozen half-precision (or 4-bit) base.
     weights_dtype = half if lora_args.use_lora else torch.float32
-    attention = select_attention(model_args, weights_dtype)
+    attention = select_attention(model_args, weights_dtype, compute_dtype=half)
     kwargs = dict(config_kwargs, trust_remote_code=model_args.trust_remote_code, **dtype_kwargs(weights_dtype))
     if lora_args.q_lora:
         from transformers import BitsAndBytesConfig
@@ -78,11 +82,27 @@ def load_model_with_adapter(model_class, path: str, adapter_path, attention: dic
 
 
 def from_pretrained_with_attention(model_class, path, attention, kwargs):
-    """Load with the chosen attention; a model without SDPA support falls back to eager."""
+    """Load with the chosen attention; a model without SDPA support falls back to eager.
+
+    FlashAttention-4 loads as SDPA (its fallback for padded batches and decoding), then switches.
+    """
+    model = load_as(model_class, path, attention, kwargs)
+    if attention["implementation"] == FLASH4:
+        problem = use_flash4_attention(model)
+        if problem and attention.get("requested") == FLASH4:
+            raise JobError(f"--attn_implementation {FLASH4}: {problem}. Use --attn_implementation auto or sdpa")
+        if problem:
+            attention.update(implementation="sdpa", reason=f"FlashAttention-4 refused this model: {problem}")
+            log.warning("attention: %s; using SDPA", attention["reason"])
+    return model
+
+
+def load_as(model_class, path, attention, kwargs):
+    implementation = "sdpa" if attention["implementation"] == FLASH4 else attention["implementation"]
     try:
-        return model_class.from_pretrained(path, attn_implementation=attention["implementation"], **kwargs)
+        return model_class.from_pretrained(path, attn_implementation=implementation, **kwargs)
     except ValueError as error:
-        if attention["implementation"] != "sdpa" or "sdpa" not in str(error).lower():
+        if implementation != "sdpa" or "sdpa" not in str(error).lower():
             raise JobError(f"cannot load the model from {path}: {error}") from None
         attention.update(implementation="eager", reason=f"the model does not support SDPA: {error}")
         log.warning("attention: %s; using eager", attention["reason"])

@@ -19,8 +19,9 @@ from ftimg_jobs.data.packing import segment_bounds
 
 NAME = "ftimg_packed_sdpa"
 
-# The same position ids reach every layer of one forward pass: read their boundaries once.
-_bounds_cache = {"position_ids": None, "bounds": None}
+# The same position ids reach every layer of one forward pass (and its recompute under gradient
+# checkpointing): read their boundaries once. Shared with flash4_attention.py's varlen kernel.
+_bounds_cache = {"position_ids": None, "bounds": None, "cu_seqlens": None}
 
 
 def without_cudnn():
@@ -35,8 +36,23 @@ def row_bounds(position_ids, length: int) -> list:
     if position_ids is None:
         return [(0, length)]
     if _bounds_cache["position_ids"] is not position_ids:
-        _bounds_cache.update(position_ids=position_ids, bounds=segment_bounds(position_ids[0].tolist()))
+        _bounds_cache.update(position_ids=position_ids, bounds=segment_bounds(position_ids[0].tolist()),
+                             cu_seqlens=None)
     return _bounds_cache["bounds"]
+
+
+def row_cu_seqlens(position_ids, length: int) -> tuple:
+    """``(cu_seqlens, longest)`` of a padding-free row, as varlen kernels take them.
+
+    ``cu_seqlens`` is int32 on the row's device: 0, then each example's end. ``longest``
+    stays a Python int, so the kernel never reads it back from the GPU.
+    """
+    bounds = row_bounds(position_ids, length)
+    if _bounds_cache["cu_seqlens"] is None:
+        ends = [0] + [end for _, end in bounds]
+        _bounds_cache["cu_seqlens"] = (torch.tensor(ends, dtype=torch.int32, device=position_ids.device),
+                                       max(end - start for start, end in bounds))
+    return _bounds_cache["cu_seqlens"]
 
 
 def packed_causal_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
