@@ -14,9 +14,11 @@ class ModelArguments:
         "help": "Local model directory. Default: the adapter's base model when an adapter is given, "
                 "else the embedded tiny model (env FTIMG_DEFAULT_MODEL)."})
     flash_attn: bool = field(default=False, metadata={
-        "help": "Ask for flash-attn 2; falls back to SDPA with a warning when it cannot be used."})
+        "help": "Ask for flash attention (FlashAttention-4, else flash-attn 2); falls back to SDPA with a warning "
+                "when neither can be used."})
     attn_implementation: str = field(default="auto", metadata={
-        "help": "auto (flash-attn 2 if usable, else SDPA), flash_attention_2 (required), sdpa or eager.",
+        "help": "auto (FlashAttention-4 on Hopper/Blackwell if installed, else flash-attn 2 if usable, else SDPA), "
+                "flash_attention_4 or flash_attention_2 (required), sdpa or eager.",
         "choices": list(ATTENTION_CHOICES)})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow the model's own Python code."})
 
