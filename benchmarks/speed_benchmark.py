@@ -1,165 +1,207 @@
-"""Training and generation speed of the ftimg jobs against the plain scripts the seeds use, in one run.
+"""Training speed of the ftimg jobs against the plain scripts the seeds use (issue 15), one process per run.
 
-    PYTHONPATH=entrypoints python benchmarks/speed_benchmark.py --out bench-out            # one NVIDIA GPU
-    PYTHONPATH=entrypoints python benchmarks/speed_benchmark.py --out bench-out --tiny     # CPU smoke run
+    PYTHONPATH=entrypoints:benchmarks python benchmarks/speed_benchmark.py --out bench      # one NVIDIA GPU
+    PYTHONPATH=entrypoints:benchmarks python benchmarks/speed_benchmark.py --out bench-smoke --tiny \\
+        --steps 4 --warmup 1 --repeats 2                                                      # CPU smoke run
 
-Makes a Llama-2-7B-shaped model with random weights (hidden 4096, 32 layers, 32 heads,
-MLP 11008, vocab 32000), then runs every case in its own process: the baseline
-(transformers + PEFT as the seeds do it) and the ftimg job path, same model, LoRA
-rank and targets, sequence length, batch and precision. Writes results.json,
-performance.png and table.md under --out and prints the ratio table last.
+Makes a Llama-2-7B-shaped model with random weights once under --work (hidden 4096,
+32 layers, 32 heads, MLP 11008, vocab 32000), then runs pairs of cases, most
+important first: LoRA, QLoRA, cls, full fine-tuning, variable length, QLoRA
+memory-saving (speed_plan.py). Within a pair the baseline (speed_baselines.py)
+and the ftimg job path (speed_ftimg.py) alternate, --repeats times, each run in
+its own process, each measuring --steps steps after --warmup. The LoRA pair's
+first repeat trains --parity-steps steps on both sides to compare loss curves.
+
+Runs are kept in OUT/results.json as they finish; calling again with the same
+--out skips what is measured, so a call stopped by --deadline-s (or killed) is
+continued by the next. The report (table.md, performance.png) is written at
+the end of every call (speed_report.py).
 """
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
-from importlib import metadata
+from dataclasses import asdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from speed_report import comparison_rows, format_table, plot  # noqa: E402
+from speed_plan import SHAPES_7B, SHAPES_TINY, estimate_runs, pairs, run_order, select_pairs  # noqa: E402
+from speed_report import write_report  # noqa: E402
+from speed_results import ResultsMismatch, is_measured, load_results, record_run, save_results  # noqa: E402
 
-INFER_PROMPTS = 256
-INFER_SUBSET_EVERY = 32  # one-at-a-time generation is timed on every 32nd prompt (same length mix)
-
-
-def training_cases(seq: int, varlen_seq: int) -> list:
-    fixed = {"seq": seq, "batch": 1, "data": "fixed", "gc": False, "argv": []}
-    varlen = {"seq": varlen_seq, "batch": 4, "data": "varlen", "gc": False, "argv": []}
-    return [
-        {**fixed, "name": "baseline-qlora-gc", "path": "baseline", "method": "qlora", "gc": True},
-        {**fixed, "name": "ftimg-qlora-24gib", "path": "ftimg", "method": "qlora",
-         "argv": ["--gpu_memory_budget_gib", "24"]},
-        {**fixed, "name": "ftimg-qlora-lean", "path": "ftimg", "method": "qlora",
-         "argv": ["--gradient_checkpointing", "True"]},
-        {**fixed, "name": "baseline-lora-gc", "path": "baseline", "method": "lora", "gc": True},
-        {**fixed, "name": "ftimg-lora-24gib", "path": "ftimg", "method": "lora",
-         "argv": ["--gpu_memory_budget_gib", "24"]},
-        {**varlen, "name": "baseline-varlen-padded", "path": "baseline", "method": "lora", "gc": True},
-        {**varlen, "name": "ftimg-varlen", "path": "ftimg", "method": "lora"},
-        {**fixed, "name": "ftimg-full", "path": "ftimg", "method": "full"},
-    ]
+DEFAULT_WORK = "/tmp/ftimg-speed-bench"
 
 
-def default_budget_cases(seq: int) -> list:
-    """The jobs with no memory flag: the budget is 90% of the GPU, so fewer layers are checkpointed."""
-    fixed = {"seq": seq, "batch": 1, "data": "fixed", "gc": False, "argv": []}
-    return [{**fixed, "name": "ftimg-qlora-default", "path": "ftimg", "method": "qlora"},
-            {**fixed, "name": "ftimg-lora-default", "path": "ftimg", "method": "lora"}]
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="directory for results.json, table.md, performance.png; "
+                        "an existing results.json there is continued")
+    parser.add_argument("--work", default=DEFAULT_WORK, help="the model (made once, reused) and the runs' "
+                        f"output directories (default {DEFAULT_WORK})")
+    parser.add_argument("--tiny", action="store_true", help="2-layer model, short sequences: a quick check")
+    parser.add_argument("--steps", type=int, default=20, help="measured steps per run, after the warm-up")
+    parser.add_argument("--warmup", type=int, default=3, help="steps before the measured ones")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each case, alternating within a pair")
+    parser.add_argument("--parity-steps", type=int, default=50, help="steps of the LoRA pair's loss-parity run "
+                        "(its first repeat runs this long; 0: no loss comparison)")
+    parser.add_argument("--only", default="", help="comma-separated pairs (lora, qlora, cls, full, varlen, "
+                        "qlora-lean) or case names; default: all")
+    parser.add_argument("--deadline-s", type=float, default=0, help="start no run that would end after this "
+                        "many seconds from the start (0: no deadline); a run still going then is stopped")
+    parser.add_argument("--run-timeout-s", type=float, default=600, help="stop a single run after this long")
+    args = parser.parse_args()
+    problems = [f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least {least}"
+                for name, least in (("steps", 1), ("warmup", 0), ("repeats", 1), ("parity_steps", 0))
+                if getattr(args, name) < least]
+    if problems:
+        parser.error("; ".join(problems))
+    return args
 
 
-def infer_cases(work: Path, max_new_tokens: int) -> list:
-    all_prompts = work / "prompts.jsonl"
-    subset = work / "prompts-subset.jsonl"
-    lines = all_prompts.read_text().splitlines()
-    subset.write_text("\n".join(lines[::INFER_SUBSET_EVERY]) + "\n")
-    return [
-        {"name": "infer-one-at-a-time", "infer": {"input_path": str(subset), "max_new_tokens": max_new_tokens,
-                                                  "argv": ["--batch_size", "1"]}},
-        {"name": "infer-batched", "infer": {"input_path": str(all_prompts), "max_new_tokens": max_new_tokens}},
-    ]
+def probe_environment() -> dict:
+    completed = subprocess.run([sys.executable, str(HERE / "speed_environment.py")], capture_output=True,
+                               text=True, check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def run_case(case: dict, timeout_s: float) -> dict:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def ensure_model(work: Path, tiny: bool) -> Path:
+    """The random model under ``work``, made on the first call only (made aside, then renamed into place)."""
+    model_dir = work / ("tiny-llama" if tiny else "llama2-7b-random")
+    if (model_dir / "config.json").exists():
+        print(f"model: reusing {model_dir}", flush=True)
+        return model_dir
+    partial = work / (model_dir.name + ".partial")
+    started = time.time()
+    subprocess.run([sys.executable, str(HERE / "speed_model.py"), str(partial), *(["--tiny"] if tiny else [])],
+                   check=True)
+    partial.rename(model_dir)
+    print(f"model: made {model_dir} in {time.time() - started:.0f} s", flush=True)
+    return model_dir
+
+
+def run_one(run_spec: dict, timeout_s: float) -> dict:
+    """One run in its own process; its RESULT line, or what went wrong with the tail of its log."""
     started = time.time()
     try:
-        completed = subprocess.run([sys.executable, str(HERE / "speed_cases.py"), json.dumps(case)], env=env,
+        completed = subprocess.run([sys.executable, str(HERE / "speed_cases.py"), json.dumps(run_spec)],
                                    capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout_s:.0f} s"}
+    except subprocess.TimeoutExpired as expired:
+        tail = (expired.stderr or b"")[-2500:]
+        return {"error": f"stopped after {timeout_s:.0f} s", "log_tail": tail.decode(errors="replace")
+                if isinstance(tail, bytes) else tail, "wall_s": time.time() - started}
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode != 0 or not lines:
-        tail = (completed.stderr or completed.stdout)[-2500:]
-        return {"error": f"exit {completed.returncode}", "log_tail": tail, "wall_s": time.time() - started}
+        return {"error": f"exit {completed.returncode}", "log_tail": (completed.stderr or completed.stdout)[-2500:],
+                "wall_s": time.time() - started}
     return {**json.loads(lines[-1][len("RESULT "):]), "wall_s": time.time() - started}
 
 
-def environment() -> dict:
-    import torch
+def print_estimates(pending: list, results: dict, elapsed: float, deadline_s: float) -> None:
+    estimates = estimate_runs(pending, results["runs"], results["cases"])
+    if not estimates:
+        return
+    by_case = {}
+    for run in pending:
+        estimate = estimates.get(run.key)
+        if estimate:
+            seconds, count, source = by_case.get(run.case["name"], (0.0, 0, estimate.source))
+            by_case[run.case["name"]] = (seconds + estimate.seconds, count + 1, source)
+    total = sum(seconds for seconds, _, _ in by_case.values())
+    print(f"estimate of the runs left ({len(pending)}), in order:", flush=True)
+    for name, (seconds, count, source) in by_case.items():
+        print(f"  {name:24s} {count} run(s) x {seconds / count:5.0f} s = {seconds:5.0f} s  ({source})")
+    ends = elapsed + total
+    note = f"; the deadline is {deadline_s:.0f} s" if deadline_s else ""
+    print(f"  all: {total:.0f} s, ending near {ends:.0f} s after the start{note}", flush=True)
 
-    versions = {}
-    for name in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "liger-kernel", "triton"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    memory = torch.cuda.get_device_properties(0).total_memory / 2 ** 30 if gpu else None
-    return {"python": platform.python_version(), "versions": versions, "gpu": gpu, "gpu_memory_gib": memory,
-            "cuda": torch.version.cuda}
+
+def report_run(name: str, repeat: int, result: dict) -> None:
+    if "error" in result:
+        print(f"{name} r{repeat}: {result['error']} after {result['wall_s']:.0f} s\n{result.get('log_tail', '')}",
+              flush=True)
+        return
+    peak = result.get("peak_allocated_gib")
+    print(f"{name} r{repeat}: {result['tokens_per_second']:,.0f} tok/s, median step {result['median_step_seconds']:.3f}"
+          f" s, set-up {result['setup_seconds']:.0f} s, wall {result['wall_s']:.0f} s"
+          + (f", peak {peak:.1f} GiB" if peak else ""), flush=True)
 
 
-def make_inputs(work: Path, model_dir: Path, tiny: bool, prompt_range: tuple) -> None:
-    from speed_model import LLAMA2_7B, TINY, prompt_texts
-
-    if not (model_dir / "config.json").exists():
-        subprocess.run([sys.executable, "-c", "import sys; from speed_model import make_model; "
-                        f"make_model({str(model_dir)!r}, {tiny})"], cwd=HERE, check=True)
-    vocab = (TINY if tiny else LLAMA2_7B)["vocab_size"]
-    prompts = prompt_texts(INFER_PROMPTS, *prompt_range, vocab)
-    (work / "prompts.jsonl").write_text("".join(json.dumps({"id": i, "prompt": text}) + "\n"
-                                                for i, text in enumerate(prompts)))
+def run_pending(pending: list, results: dict, args, started: float, gpu, model_dir: Path, results_path: Path):
+    """Run what is not measured yet, in order, saving after each run; stop before the deadline."""
+    failed, estimated_once = set(), False
+    for index, run in enumerate(pending):
+        name, repeat = run.key
+        if name in failed:
+            print(f"{name} r{repeat}: not started, an earlier repeat failed in this call", flush=True)
+            continue
+        if run.case["method"] == "qlora" and gpu is None:
+            record_run(results, run.case, repeat, {"skipped": "QLoRA needs a CUDA GPU (bitsandbytes 4-bit)"})
+            print(f"{name} r{repeat}: skipped, QLoRA needs a CUDA GPU", flush=True)
+            continue
+        elapsed = time.time() - started
+        estimate = estimate_runs([run], results["runs"], results["cases"]).get(run.key)
+        if estimate and not estimated_once:
+            print_estimates(pending[index:], results, elapsed, args.deadline_s)
+            estimated_once = True
+        if args.deadline_s and estimate and elapsed + estimate.seconds > args.deadline_s:
+            left = [f"{r.case['name']} r{r.repeat}" for r in pending[index:] if r.case["name"] not in failed]
+            print(f"deadline: {elapsed:.0f} s gone, {name} r{repeat} would take ~{estimate.seconds:.0f} s; "
+                  f"not started: {', '.join(left)}. Call again with the same --out to continue.", flush=True)
+            return
+        until_deadline = args.deadline_s - elapsed if args.deadline_s else float("inf")
+        spec = {**run.case, "total_steps": run.total_steps, "warmup": args.warmup, "steps": args.steps,
+                "model_dir": str(model_dir), "run_dir": str(Path(args.work) / "runs" / f"{name}-r{repeat}")}
+        result = run_one(spec, max(min(args.run_timeout_s, until_deadline), 1))
+        record_run(results, run.case, repeat, {**result, "call": len(results["calls"]) - 1})
+        save_results(results_path, results)
+        report_run(name, repeat, result)
+        if "error" in result and until_deadline <= args.run_timeout_s and result["wall_s"] >= until_deadline:
+            print("deadline reached while a run was going; call again with the same --out to continue", flush=True)
+            return
+        if "error" in result:
+            failed.add(name)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="directory for results.json, performance.png, table.md")
-    parser.add_argument("--work", default=None, help="scratch directory for the model and runs (default: OUT/work)")
-    parser.add_argument("--tiny", action="store_true", help="2-layer model, sequence 128: a quick end-to-end check")
-    parser.add_argument("--steps", type=int, default=12, help="training steps per case, warm-up included")
-    parser.add_argument("--warmup", type=int, default=3, help="steps left out of the median")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--only", default="", help="comma-separated case names to run (default: all)")
-    parser.add_argument("--deadline-s", type=float, default=0, help="skip cases once this many seconds have passed")
-    parser.add_argument("--case-timeout-s", type=float, default=180)
-    args = parser.parse_args()
-
+    args = parse_args()
     started = time.time()
-    out = Path(args.out)
-    work = Path(args.work) if args.work else out / "work"
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = work / ("tiny-llama" if args.tiny else "llama2-7b-random")
-    seq, varlen_seq, prompt_range = (128, 96, (8, 64)) if args.tiny else (4096, 2048, (16, 512))
-    make_inputs(work, model_dir, args.tiny, prompt_range)
-    common = {"steps": args.steps, "warmup": args.warmup, "model_dir": str(model_dir), "work_dir": str(work)}
-    ordered = training_cases(seq, varlen_seq) + infer_cases(work, args.max_new_tokens) + default_budget_cases(seq)
-    cases = [{**case, **common} for case in ordered]
-    only = {name for name in args.only.split(",") if name}
-    results = {"environment": environment(), "settings": {
-        "model": "tiny" if args.tiny else "Llama-2-7B shape, random bf16 weights", "seq": seq,
-        "varlen": {"lengths": f"uniform integers in [50, {varlen_seq}]", "batch": 4},
-        "lora": "r=8, alpha=16, dropout=0.05, q/k/v/o/gate/up/down", "steps": args.steps, "warmup": args.warmup,
-        "infer": {"prompts": INFER_PROMPTS, "prompt_tokens": f"uniform in [{prompt_range[0]}, {prompt_range[1]}]",
-                  "max_new_tokens": args.max_new_tokens,
-                  "one_at_a_time_subset": f"every {INFER_SUBSET_EVERY}th prompt"}},
-        "cases": {}}
-    print(json.dumps(results["environment"]), flush=True)
-    for case in cases:
-        if only and case["name"] not in only:
-            continue
-        if args.deadline_s and time.time() - started > args.deadline_s:
-            results["cases"][case["name"]] = {"skipped": "benchmark deadline reached"}
-            continue
-        remaining = args.deadline_s - (time.time() - started) if args.deadline_s else args.case_timeout_s
-        result = run_case(case, min(args.case_timeout_s, max(remaining, 30)))
-        results["cases"][case["name"]] = {**result, "case": {k: v for k, v in case.items()
-                                                             if k not in ("model_dir", "work_dir")}}
-        print(case["name"], json.dumps(result)[:1500], flush=True)
-        (out / "results.json").write_text(json.dumps(results, indent=1))
-    rows = comparison_rows(results["cases"])
-    table = format_table(rows)
-    (out / "table.md").write_text(table + "\n")
-    if rows:
-        plot(results["cases"], out / "performance.png", title=results["environment"]["gpu"] or "CPU")
-    print(f"total {time.time() - started:.0f} s")
-    print(table)
+    shapes = SHAPES_TINY if args.tiny else SHAPES_7B
+    all_pairs = pairs(shapes)
+    try:
+        chosen = select_pairs(all_pairs, args.only)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    environment = probe_environment()
+    print(json.dumps(environment), flush=True)
+    settings = {"tiny": args.tiny, "steps": args.steps, "warmup": args.warmup, "parity_steps": args.parity_steps,
+                "shapes": asdict(shapes), "repeats": args.repeats,
+                "model": "tiny Llama" if args.tiny else "Llama-2-7B shape, random bf16 weights",
+                "lora": "r=8, alpha=16 on q/k/v/o/gate/up/down; dropout 0.05 (baseline), the job's default (ftimg)",
+                "data": "token t is a fixed permutation of token t-2 over a 64-letter alphabet (speed_model.chain)"}
+    results_path = out / "results.json"
+    try:
+        results = load_results(results_path, settings, environment)
+    except ResultsMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results["calls"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment})
+    results["pairs"] = [asdict(pair) for pair in all_pairs]
+    model_dir = ensure_model(work, args.tiny)
+    order = run_order(chosen, args.repeats, args.warmup + args.steps, args.parity_steps)
+    pending = [run for run in order if not is_measured(results, *run.key)]
+    print(f"{len(order) - len(pending)} of {len(order)} runs already measured in {results_path}", flush=True)
+    run_pending(pending, results, args, started, environment["gpu"], model_dir, results_path)
+    save_results(results_path, results)
+    print(f"this call: {time.time() - started:.0f} s", flush=True)
+    print(write_report(results, out), flush=True)
     return 0
 
 

@@ -1,9 +1,10 @@
-"""The benchmark's ratio table (ftimg / baseline) and its plot; also re-renders them from results files.
+"""The training benchmark's report: table, loss parity, MFU and plot, from results.json.
 
-    python benchmarks/speed_report.py --out docs results.json [later-results.json ...]
+    python benchmarks/speed_report.py --out docs RESULTS.json [MORE.json ...]
 
-Cases in later files replace those of the same name in earlier ones (a re-run of
-some cases with --only); the merged cases are written to OUT/performance-results.json.
+Writes OUT/performance-table.md, OUT/performance.png and OUT/performance-results.json
+(the merged runs: a later file's run of a case and repeat replaces an earlier one's).
+speed_benchmark.py writes the same files into its --out at the end of every call.
 """
 
 import argparse
@@ -11,87 +12,166 @@ import json
 import sys
 from pathlib import Path
 
-# (label, ftimg case, baseline case, what the target asks)
-COMPARISONS = [
-    ("QLoRA 7B @4096, budget 24 GiB", "ftimg-qlora-24gib", "baseline-qlora-gc", ">=2x tok/s, <=24 GiB"),
-    ("QLoRA 7B @4096, all layers checkpointed", "ftimg-qlora-lean", "baseline-qlora-gc", "<=8 GiB"),
-    ("QLoRA 7B @4096, default budget", "ftimg-qlora-default", "baseline-qlora-gc", "-"),
-    ("LoRA bf16 7B @4096, budget 24 GiB", "ftimg-lora-24gib", "baseline-lora-gc", ">=2x tok/s, <=24 GiB"),
-    ("LoRA bf16 7B @4096, default budget", "ftimg-lora-default", "baseline-lora-gc", "-"),
-    ("LoRA bf16, lengths 50-2048, batch 4 (real tok/s)", "ftimg-varlen", "baseline-varlen-padded", ">=2.5x"),
-    ("Full fine-tuning 7B @4096", "ftimg-full", None, "runs on one 80 GB GPU"),
-    ("infer: 256 prompts, generated tok/s", "infer-batched", "infer-one-at-a-time", ">=3x"),
-]
+from speed_results import FORMAT
+from speed_stats import case_summary, dense_bf16_peak_tflops, full_finetuning_mfu, loss_parity, pair_ratios
 
 
-def rate(result):
-    """Tokens per second: the median step for fixed-length data; for variable-length data all real
-    (non-padding) tokens over all measured steps' time, since step sizes differ; generated tokens for infer."""
-    if not result:
-        return None
-    if result.get("case", {}).get("data") == "fixed":
-        return result.get("median_tokens_per_second")
-    return result.get("tokens_per_second")
-
-
-def comparison_rows(cases: dict) -> list:
-    rows = []
-    for label, ftimg_name, baseline_name, target in COMPARISONS:
-        ftimg = cases.get(ftimg_name)
-        baseline = cases.get(baseline_name) if baseline_name else None
-        if not ftimg or rate(ftimg) is None:
-            if ftimg:
-                rows.append({"label": label, "target": target, "note": ftimg.get("error") or ftimg.get("skipped")})
-            continue
-        row = {"label": label, "target": target, "ftimg_rate": rate(ftimg), "ftimg_gib": ftimg.get("peak_allocated_gib"),
-               "baseline_rate": rate(baseline), "baseline_gib": (baseline or {}).get("peak_allocated_gib")}
-        if row["baseline_rate"]:
-            row["speedup"] = row["ftimg_rate"] / row["baseline_rate"]
-        if row["baseline_gib"] and row["ftimg_gib"]:
-            row["memory_ratio"] = row["ftimg_gib"] / row["baseline_gib"]
-        rows.append(row)
-    return rows
-
-
-def number(value, digits=0):
+def number(value, digits=0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def format_table(rows: list) -> str:
-    lines = ["| case | target | baseline tok/s | baseline GiB | ftimg tok/s | ftimg GiB | tok/s ratio | memory ratio |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        if "note" in row:
-            lines.append(f"| {row['label']} | {row['target']} | | | {row['note']} | | | |")
-            continue
-        lines.append(f"| {row['label']} | {row['target']} | {number(row['baseline_rate'])} | "
-                     f"{number(row['baseline_gib'], 1)} | {number(row['ftimg_rate'])} | {number(row['ftimg_gib'], 1)} | "
-                     f"{number(row.get('speedup'), 2)} | {number(row.get('memory_ratio'), 2)} |")
+def rate_cell(summary) -> str:
+    if summary is None:
+        return "-"
+    rate = summary["rate"]
+    return f"{number(rate['median'])} ({number(rate['min'])}–{number(rate['max'])})"
+
+
+def failure(runs_by_repeat: dict) -> str:
+    reasons = sorted({run.get("error") or run.get("skipped") for run in runs_by_repeat.values()
+                      if run.get("error") or run.get("skipped")})
+    return "; ".join(reasons)
+
+
+def pair_row(pair: dict, runs: dict) -> str:
+    baseline_name = (pair["baseline"] or {}).get("name")
+    ftimg_name = (pair["ftimg"] or {}).get("name")
+    baseline_runs, ftimg_runs = runs.get(baseline_name, {}), runs.get(ftimg_name, {})
+    baseline, ftimg = case_summary(baseline_runs), case_summary(ftimg_runs)
+    if baseline is None and ftimg is None:
+        reason = failure(baseline_runs) or failure(ftimg_runs) or "not measured"
+        return f"| {pair['label']} | {pair['target']} | {reason} | | | | | | |"
+    ratios = pair_ratios(baseline_runs, ftimg_runs)
+    per_repeat = ", ".join(f"{ratio:.2f}" for ratio in ratios["per_repeat"].values()) or "-"
+    counts = f"{baseline['rate']['n'] if baseline else 0} / {ftimg['rate']['n'] if ftimg else 0}"
+    return (f"| {pair['label']} | {pair['target']} | {rate_cell(baseline)} | {rate_cell(ftimg)} | "
+            f"**{number(ratios.get('of_medians'), 2)}** | {per_repeat} | "
+            f"{number((baseline or {}).get('peak_gib'), 1)} | {number((ftimg or {}).get('peak_gib'), 1)} | {counts} |")
+
+
+def format_table(results: dict) -> str:
+    lines = ["| case | target | baseline tok/s, median (min–max) | ftimg tok/s, median (min–max) | ratio of medians "
+             "| ratio per repeat | baseline peak GiB | ftimg peak GiB | repeats (baseline / ftimg) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [pair_row(pair, results["runs"]) for pair in results["pairs"]]
     return "\n".join(lines)
 
 
-def plot(cases: dict, path, title: str) -> None:
-    """Two panels, tokens per second and peak GPU memory, one bar per case."""
+def parity_lines(results: dict) -> list:
+    steps = results["settings"].get("parity_steps")
+    lines = []
+    for pair in results["pairs"]:
+        if not pair["loss_parity"] or not steps:
+            continue
+        baseline = results["runs"].get(pair["baseline"]["name"], {}).get("0", {})
+        ftimg = results["runs"].get(pair["ftimg"]["name"], {}).get("0", {})
+        parity = loss_parity(baseline.get("losses") or [], ftimg.get("losses") or [], steps)
+        if parity is None:
+            lines.append(f"Loss parity ({pair['label']}): not measured (needs the first repeat of both sides, "
+                         f"{steps} steps each).")
+            continue
+        verdict = "within" if parity["within"] else "NOT within"
+        (base_first, base_last), (fast_first, fast_last) = (parity["baseline_smoothed_first_last"],
+                                                            parity["ftimg_smoothed_first_last"])
+        caveat = "" if parity["meaningful"] else (
+            f" The baseline's loss fell only {parity['baseline_fell']:.1%}, too little for the comparison to tell "
+            "a run that learns from one that does not.")
+        lines.append(
+            f"Loss parity ({pair['label']}, first repeat, {steps} steps, same data and seed): largest relative "
+            f"difference {parity['max_relative_difference_smoothed']:.2%} between the trailing "
+            f"{parity['window']}-step means of the two curves ({parity['max_relative_difference_raw']:.2%} step by "
+            f"step): {verdict} {parity['tolerance']:.0%}. Loss ({parity['window']}-step means) {base_first:.3f} → "
+            f"{base_last:.3f} (baseline), {fast_first:.3f} → {fast_last:.3f} (ftimg).{caveat}")
+    return lines
+
+
+def mfu_lines(results: dict) -> list:
+    gpu = results["calls"][-1]["environment"].get("gpu") if results["calls"] else None
+    peak = dense_bf16_peak_tflops(gpu)
+    lines = []
+    for pair in results["pairs"]:
+        parts = []
+        for side in ("baseline", "ftimg"):
+            if not pair[side] or pair[side]["method"] != "full":
+                continue
+            runs = [run for run in results["runs"].get(pair[side]["name"], {}).values()
+                    if run.get("tokens_per_second")]
+            summary = case_summary(results["runs"].get(pair[side]["name"], {}))
+            if not runs or summary is None:
+                continue
+            mfu = full_finetuning_mfu(summary["rate"]["median"], runs[0]["flop_parameters"], gpu)
+            parts.append(f"{side} {'unknown' if mfu is None else f'{mfu:.1%}'}")
+        if parts:
+            peak_text = f"{peak:.0f} TFLOP/s dense bf16" if peak else f"unknown peak for {gpu or 'no GPU'}"
+            lines.append(f"MFU ({pair['label']}; 6·N FLOP a token, N without the input embedding, over "
+                         f"{peak_text}; recomputed layers and attention not counted): {', '.join(parts)}.")
+    return lines
+
+
+def report_text(results: dict) -> str:
+    return "\n\n".join([format_table(results), *parity_lines(results), *mfu_lines(results)])
+
+
+def plot(results: dict, path) -> None:
+    """Two panels: median tokens/s with the min–max spread, and the highest peak GPU memory, one bar per case."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [name for name, result in cases.items() if rate(result) is not None]
-    colors = ["#888888" if name.startswith(("baseline", "infer-one")) else "#1f77b4" for name in names]
-    figure, (speed_axis, memory_axis) = plt.subplots(1, 2, figsize=(13, 5))
-    speed_axis.barh(names, [rate(cases[name]) for name in names], color=colors)
-    speed_axis.set_xlabel("tokens per second (non-padding; generated for infer)")
-    memory_axis.barh(names, [cases[name].get("peak_allocated_gib") or 0 for name in names], color=colors)
+    names = []
+    for pair in results["pairs"]:
+        for side in ("baseline", "ftimg"):
+            name = (pair[side] or {}).get("name")
+            if name and name not in names and case_summary(results["runs"].get(name, {})):
+                names.append(name)
+    if not names:
+        return
+    summaries = [case_summary(results["runs"][name]) for name in names]
+    medians = [s["rate"]["median"] for s in summaries]
+    errors = [[m - s["rate"]["min"] for m, s in zip(medians, summaries)],
+              [s["rate"]["max"] - m for m, s in zip(medians, summaries)]]
+    colors = ["#888888" if name.startswith("baseline") else "#1f77b4" for name in names]
+    figure, (speed_axis, memory_axis) = plt.subplots(1, 2, figsize=(13, 0.45 * len(names) + 1.5))
+    speed_axis.barh(names, medians, xerr=errors, color=colors, capsize=3)
+    speed_axis.set_xlabel("non-padding tokens per second (median; bars: min–max over repeats)")
+    memory_axis.barh(names, [s["peak_gib"] or 0 for s in summaries], color=colors)
     memory_axis.set_xlabel("peak GPU memory allocated (GiB)")
     memory_axis.set_yticklabels([])
     for axis in (speed_axis, memory_axis):
         axis.invert_yaxis()
         axis.grid(axis="x", alpha=0.3)
-    figure.suptitle(f"ftimg (blue) vs plain transformers + PEFT (grey), {title}")
+    gpu = results["calls"][-1]["environment"].get("gpu") if results["calls"] else None
+    figure.suptitle(f"ftimg (blue) vs plain transformers + PEFT (grey), {gpu or 'CPU'}")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+def write_report(results: dict, out: Path) -> str:
+    """Write performance-table.md and performance.png under ``out``; returns the report's text."""
+    text = report_text(results)
+    (Path(out) / "performance-table.md").write_text(text + "\n")
+    plot(results, Path(out) / "performance.png")
+    return text
+
+
+def merge(paths) -> dict:
+    merged = None
+    for path in paths:
+        loaded = json.loads(Path(path).read_text())
+        if loaded.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a results.json of this benchmark (format {loaded.get('format')!r}, "
+                             f"expected {FORMAT!r}); re-run benchmarks/speed_benchmark.py")
+        if merged is None:
+            merged = loaded
+            continue
+        runs = {name: dict(by_repeat) for name, by_repeat in merged["runs"].items()}
+        for name, by_repeat in loaded["runs"].items():
+            runs.setdefault(name, {}).update(by_repeat)
+        merged = {**loaded, "calls": merged["calls"] + loaded["calls"], "runs": runs,
+                  "cases": {**merged["cases"], **loaded["cases"]}}
+    return merged
 
 
 def main() -> int:
@@ -99,17 +179,15 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("results", nargs="+")
     args = parser.parse_args()
-    merged = {}
-    for path in args.results:
-        loaded = json.loads(Path(path).read_text())
-        merged = {**merged, **{key: value for key, value in loaded.items() if key != "cases"},
-                  "cases": {**merged.get("cases", {}), **loaded["cases"]}}
+    try:
+        merged = merge(args.results)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "performance-results.json").write_text(json.dumps(merged, indent=1) + "\n")
-    rows = comparison_rows(merged["cases"])
-    (out / "performance-table.md").write_text(format_table(rows) + "\n")
-    plot(merged["cases"], out / "performance.png", title=merged["environment"]["gpu"] or "CPU")
-    print(format_table(rows))
+    print(write_report(merged, out))
     return 0
 
 
