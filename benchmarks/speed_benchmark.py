@@ -14,8 +14,12 @@ first repeat trains --parity-steps steps on both sides to compare loss curves.
 
 Runs are kept in OUT/results.json as they finish; calling again with the same
 --out skips what is measured, so a call stopped by --deadline-s (or killed) is
-continued by the next. The report (table.md, performance.png) is written at
-the end of every call (speed_report.py).
+continued by the next. Where one command may run only so long, repeat
+
+    PYTHONPATH=entrypoints:benchmarks python benchmarks/speed_benchmark.py --out bench --deadline-s 530
+
+until it prints "runs left: 0". The report (performance-table.md, performance.png)
+is written at the end of every call (speed_report.py).
 """
 
 import argparse
@@ -200,7 +204,10 @@ def main() -> int:
     print(f"{len(order) - len(pending)} of {len(order)} runs already measured in {results_path}", flush=True)
     run_pending(pending, results, args, started, environment["gpu"], model_dir, results_path)
     save_results(results_path, results)
-    print(f"this call: {time.time() - started:.0f} s", flush=True)
+    left = [f"{run.case['name']} r{run.repeat}" for run in order if not is_measured(results, *run.key)
+            and "skipped" not in (results["runs"].get(run.case["name"], {}).get(str(run.repeat)) or {})]
+    print(f"this call: {time.time() - started:.0f} s; runs left: {len(left)}"
+          + (f" ({', '.join(left)})" if left else ""), flush=True)
     print(write_report(results, out), flush=True)
     return 0
 

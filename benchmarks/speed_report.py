@@ -46,7 +46,8 @@ def pair_row(pair: dict, runs: dict) -> str:
     counts = f"{baseline['rate']['n'] if baseline else 0} / {ftimg['rate']['n'] if ftimg else 0}"
     return (f"| {pair['label']} | {pair['target']} | {rate_cell(baseline)} | {rate_cell(ftimg)} | "
             f"**{number(ratios.get('of_medians'), 2)}** | {per_repeat} | "
-            f"{number((baseline or {}).get('peak_gib'), 1)} | {number((ftimg or {}).get('peak_gib'), 1)} | {counts} |")
+            f"{number((baseline or {}).get('peak_gib'), 1)} | {number((ftimg or {}).get('peak_gib'), 1)} | "
+            f"{counts} |")
 
 
 def format_table(results: dict) -> str:
