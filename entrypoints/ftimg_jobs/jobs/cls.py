@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+from transformers import AutoModelForSequenceClassification, Trainer
 
 from ftimg_jobs.args.data import ClsDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
 from ftimg_jobs.args.speed import SpeedArguments
+from ftimg_jobs.args.training import TrainingArguments
 from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
 from ftimg_jobs.data.labels import check_labels_known, infer_label_schema
 from ftimg_jobs.data.loading import load_cls_data

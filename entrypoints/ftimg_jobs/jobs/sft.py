@@ -15,11 +15,12 @@ fields described by --dataset_spec FILE (entrypoints/data/README.md). Only assis
 """
 
 
-from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+from transformers import AutoModelForCausalLM, Trainer
 
 from ftimg_jobs.args.data import SftDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
 from ftimg_jobs.args.speed import SpeedArguments
+from ftimg_jobs.args.training import TrainingArguments
 from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
 from ftimg_jobs.data.loading import load_sft_data
 from ftimg_jobs.data.mixing import split_train_eval
