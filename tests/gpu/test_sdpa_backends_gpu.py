@@ -65,8 +65,10 @@ def train_two_steps(model_path, pad_token_id, output_dir, during_training) -> tu
         bf16=True, logging_steps=1, save_strategy="no", report_to="none", seed=0)
     speed_args = SpeedArguments(padding_free=False, gradient_checkpointing_layers=2)
     torch.manual_seed(0)  # the LoRA weights' initialisation
+    # SDPA asked for by name: where FlashAttention-4 is installed it is the default, and SDPA's order is what is tested.
+    model_args = ModelArguments(model_name_or_path=str(model_path), attn_implementation="sdpa")
     model, attention, notes = build_training_model(
-        transformers.AutoModelForCausalLM, ModelArguments(model_name_or_path=str(model_path)), LoraArguments(),
+        transformers.AutoModelForCausalLM, model_args, LoraArguments(),
         training_args, speed_args, task_type=CAUSAL_LM, tokens_per_step=BATCH * LENGTH)
     assert attention["implementation"] == "sdpa" and notes["gradient_checkpointing"]["layers"] == 2
     collator, _ = build_collator(LeftPadCollator(pad_token_id), speed_args, attention, training_args, notes)
