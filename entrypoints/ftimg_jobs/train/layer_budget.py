@@ -16,11 +16,14 @@ from dataclasses import dataclass
 GIB = 1024 ** 3
 
 # Tensors a decoder layer keeps for backward, per token, in vectors of the hidden width:
-# norm inputs, q/k/v after RoPE, attention output, o_proj input. Calibrated: the count
-# from the code (9 + 9 with LoRA dropout) overestimated the H100 measurement by a quarter.
-ATTENTION_VECTORS = 6.5
+# norm inputs, q/k/v after RoPE, attention output, o_proj input. Calibrated on two measurements
+# of the Llama-2-7B shape at 4,096 tokens: with LoRA dropout 0.05 the H100 showed 0.72 GiB a
+# layer (the count from the code, 9 + 9, overestimated it by a quarter); with dropout 0 the H200
+# showed about 0.52 GiB (fixed-length rows, FlashAttention-4, Liger), so dropout saves less than its
+# copies suggest: 6.5 + 6 vectors here once put a 24 GiB budget's peak at 25.0 GiB.
+ATTENTION_VECTORS = 9.25
 # LoRA dropout copies its input once per adapted linear (q, k, v, o, gate, up) and keeps a mask.
-LORA_DROPOUT_HIDDEN_VECTORS = 6.0
+LORA_DROPOUT_HIDDEN_VECTORS = 3.25
 # MLP tensors of the intermediate width: gate and up outputs, SiLU output, down_proj input.
 # A fused SwiGLU kernel recomputes the SiLU output instead of keeping it.
 MLP_VECTORS = 4.0
