@@ -92,6 +92,8 @@ def test_cls_jobs_write_label_map_metrics_and_predictions(jobs, tmp_path, job):
     assert config["label2id"] == label_map["label2id"] and config["num_labels"] == 2 if "num_labels" in config \
         else len(config["id2label"]) == 2
     assert 0 <= run["metrics"]["eval_accuracy"] <= 1 and 0 <= run["metrics"]["eval_macro_f1"] <= 1
+    # The tiny model is a causal decoder: its rows are right-padded and attention takes no mask.
+    assert run["speed"]["batches"]["attention_mask"] is False
     predictions = [json.loads(line) for line in (output_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 6  # 25% of the 24 sample records
     assert all(row["prediction"] in label_map["labels"] for row in predictions)

@@ -1,4 +1,4 @@
-"""In-memory datasets of token ids and the left-padding collator shared by the training jobs."""
+"""In-memory datasets of token ids and the padding collators of the training jobs."""
 
 import torch
 
@@ -46,3 +46,31 @@ class LeftPadCollator:
             "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
             "labels": torch.tensor(labels, dtype=self.label_dtype if not isinstance(labels[0], list) else torch.long),
         }
+
+
+class RightPadCausalCollator:
+    """Sequence classification on a causal decoder: right padding and no attention mask.
+
+    A causal decoder's token attends only to the tokens before it, so with the padding on
+    the right every real token sees only real tokens and the padding needs no mask; the
+    classification head reads the last real token of each row (transformers pools the
+    rightmost token that is not the pad id). Without a mask, attention runs its causal
+    kernel (FlashAttention, or SDPA's flash/cuDNN backend) instead of a masked one. The
+    width is rounded up to a multiple of ``width_multiple`` so that the kernels see few
+    distinct shapes (cuDNN builds an execution plan for each new one).
+    Wrong for a bidirectional encoder, whose tokens would attend to the padding: the job
+    checks the model first (model/causal.py).
+    """
+
+    def __init__(self, pad_token_id: int, label_dtype=torch.long, width_multiple: int = 64):
+        self.pad_token_id = pad_token_id
+        self.label_dtype = label_dtype
+        self.width_multiple = width_multiple
+
+    def __call__(self, features):
+        longest = max(len(feature["input_ids"]) for feature in features)
+        width = -(-longest // self.width_multiple) * self.width_multiple
+        input_ids = [list(feature["input_ids"]) + [self.pad_token_id] * (width - len(feature["input_ids"]))
+                     for feature in features]
+        return {"input_ids": torch.tensor(input_ids, dtype=torch.long),
+                "labels": torch.tensor([feature["labels"] for feature in features], dtype=self.label_dtype)}

@@ -25,10 +25,11 @@ from ftimg_jobs.args.data import ClsDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
 from ftimg_jobs.args.speed import SpeedArguments
 from ftimg_jobs.args.training import TrainingArguments
-from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
+from ftimg_jobs.data.collate import LeftPadCollator, RightPadCausalCollator, TokenizedDataset
 from ftimg_jobs.data.labels import check_labels_known, infer_label_schema
 from ftimg_jobs.data.loading import load_cls_data
 from ftimg_jobs.data.mixing import split_train_eval
+from ftimg_jobs.model.causal import attends_causally
 from ftimg_jobs.model.lora import count_parameters
 from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
@@ -98,7 +99,9 @@ def main(job: str, argv: list) -> int:
         AutoModelForSequenceClassification, model_args, lora_args, training_args, speed_args, task_type=SEQ_CLS,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
     label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
-    collator, throughput = build_collator(LeftPadCollator(tokenizer.pad_token_id, label_dtype=label_dtype),
+    # A causal decoder needs no padding mask with right padding (data/collate.py), an encoder does.
+    padding = RightPadCausalCollator if attends_causally(model) else LeftPadCollator
+    collator, throughput = build_collator(padding(tokenizer.pad_token_id, label_dtype=label_dtype),
                                           speed_args, attention, training_args, speed_notes, task_type=SEQ_CLS)
 
     stop = StopOnSignal()

@@ -7,6 +7,7 @@ The benchmark (benchmarks/speed_cases.py) calls these same two functions.
 
 import logging
 
+from ftimg_jobs.data.collate import RightPadCausalCollator
 from ftimg_jobs.model.load import load_training_model
 from ftimg_jobs.model.lora import apply_lora, count_parameters
 from ftimg_jobs.model.packed_attention import use_packed_attention
@@ -48,8 +49,16 @@ def build_collator(pad_collator, speed_args, attention: dict, training_args, not
     """Returns ``(collator, throughput callback)``; the callback counts the real tokens the collator saw."""
     if task_type == CAUSAL_LM:
         collator, notes["batches"] = choose_collator(pad_collator, speed_args, attention)
+    elif isinstance(pad_collator, RightPadCausalCollator):
+        collator, notes["batches"] = pad_collator, {
+            "padding_free": False, "attention_mask": False,
+            "reason": "sequence classification on a causal decoder: rows padded on the right to a multiple of "
+                      f"{pad_collator.width_multiple}, no attention mask (real tokens never see the padding), "
+                      "the last real token pooled"}
     else:
         collator, notes["batches"] = pad_collator, {
-            "padding_free": False, "reason": "sequence classification pools the last token of each padded row"}
+            "padding_free": False, "attention_mask": True,
+            "reason": "sequence classification pools the last token of each padded row; the model's attention "
+                      "is not causal in every layer, so the padding is masked"}
     counting = CountingCollator(collator)
     return counting, ThroughputCallback(counting, training_args.gradient_accumulation_steps)

@@ -1,0 +1,49 @@
+"""Sequence classification on a causal decoder: right padding without a mask pools what masked left padding does.
+
+Runs where torch and transformers are installed (the image's stack or a newer one); skipped otherwise.
+"""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from ftimg_jobs.data.collate import LeftPadCollator, RightPadCausalCollator  # noqa: E402
+from ftimg_jobs.model.causal import attends_causally  # noqa: E402
+
+PAD = 0
+FEATURES = [{"input_ids": [5, 6, 7, 8, 9, 10, 11], "labels": 1}, {"input_ids": [12, 13], "labels": 0},
+            {"input_ids": [14, 15, 16, 17], "labels": 2}]
+
+
+def tiny_classifier(config_class, **fields):
+    config = config_class(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=128, num_labels=3, pad_token_id=PAD, **fields)
+    torch.manual_seed(0)
+    return transformers.AutoModelForSequenceClassification.from_config(config, attn_implementation="sdpa").eval()
+
+
+def logits(model, batch):
+    with torch.no_grad():
+        return model(**{key: value for key, value in batch.items() if key != "labels"}).logits
+
+
+def test_right_padding_without_a_mask_gives_the_masked_left_padded_logits_and_loss():
+    model = tiny_classifier(transformers.LlamaConfig)
+    right = RightPadCausalCollator(PAD, width_multiple=8)(FEATURES)
+    left = LeftPadCollator(PAD)(FEATURES)
+    assert right["input_ids"].shape == (3, 8) and "attention_mask" not in right
+    assert right["input_ids"][1].tolist() == [12, 13] + [PAD] * 6
+    assert torch.allclose(logits(model, right), logits(model, left), atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(model(**right).loss, model(**left).loss, atol=1e-6)
+
+
+def test_the_same_rows_without_a_mask_on_an_encoder_differ_and_it_is_not_taken_for_causal():
+    encoder = tiny_classifier(transformers.BertConfig)
+    decoder = tiny_classifier(transformers.LlamaConfig)
+    assert attends_causally(decoder) and not attends_causally(encoder)
+    right = RightPadCausalCollator(PAD, width_multiple=8)(FEATURES)
+    masked = dict(right, attention_mask=(right["input_ids"] != PAD).long())
+    # Why the job checks: a bidirectional encoder's tokens attend to unmasked padding.
+    assert not torch.allclose(logits(encoder, right), logits(encoder, masked), atol=1e-4)
