@@ -71,9 +71,22 @@ class Conversion:
     use_chat_template: bool = True
     variables: dict = field(default_factory=dict)
     origin: str = "data"  # where these settings were given, for template errors
+    column_origins: dict = field(default_factory=dict)  # role -> where its column was mapped (spec entry or flags)
 
     def column(self, fmt: str, role: str) -> str:
         return self.columns.get(role) or DEFAULT_COLUMNS[fmt].get(role, role)
+
+    def mapping_note(self, role: str) -> str:
+        """Where a field name came from when the user mapped it: a missing field is then their mapping's."""
+        if role not in self.columns:
+            return ""
+        return f"{role} is mapped to '{self.columns[role]}' by the columns of {self.column_origins.get(role, self.origin)}"
+
+    def text(self, record: "Record", fmt: str, role: str, optional: bool = False, hint: str = "") -> str:
+        """The string the record holds for ``role`` (see string_field), naming the user's mapping if it fails."""
+        note = self.mapping_note(role)
+        return string_field(record, self.column(fmt, role), fmt, optional=optional,
+                            hint="; ".join(part for part in (hint, note) if part))
 
 
 PLAIN = Conversion()
@@ -147,7 +160,7 @@ def template_text(record: Record, conversion: Conversion, name: str) -> str:
 
 def system_of(record: Record, conversion: Conversion, fmt: str) -> str:
     """The record's own system field wins over the spec's system prompt."""
-    own = string_field(record, conversion.column(fmt, "system"), fmt, optional=True)
+    own = conversion.text(record, fmt, "system", optional=True)
     return own or conversion.system_prompt
 
 
@@ -155,9 +168,9 @@ def answer_text(record: Record, conversion: Conversion, fmt: str, need_answer: b
     if conversion.answer_template:
         return template_text(record, conversion, "answer_template")
     key = conversion.column(fmt, "response")
-    return string_field(record, key, fmt, optional=not need_answer,
-                        hint=f"map the answer with --columns response=FIELD, or write it with an --answer_template "
-                             f"such as '{{{{ {key.split('.')[-1]} | tojson }}}}'")
+    return conversion.text(record, fmt, "response", optional=not need_answer,
+                           hint=f"map the answer with --columns response=FIELD, or write it with an --answer_template "
+                                f"such as '{{{{ {key.split('.')[-1]} | tojson }}}}'")
 
 
 def history_messages(record: Record, conversion: Conversion) -> list:
@@ -181,8 +194,8 @@ def alpaca_example(record: Record, conversion: Conversion, need_answer: bool) ->
     if conversion.prompt_template:
         user = template_text(record, conversion, "prompt_template")
     else:
-        instruction = string_field(record, conversion.column(fmt, "prompt"), fmt)
-        extra_input = string_field(record, conversion.column(fmt, "query"), fmt, optional=True)
+        instruction = conversion.text(record, fmt, "prompt")
+        extra_input = conversion.text(record, fmt, "query", optional=True)
         user = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
     system = system_of(record, conversion, fmt)
     messages = ([{"role": "system", "content": system}] if system else []) + history_messages(record, conversion)
@@ -199,7 +212,9 @@ def chat_example(fmt: str, record: Record, conversion: Conversion, need_answer: 
     try:
         turns = field_value(record.data, key)
     except KeyError:
-        raise JobError(f"{record_label(record)} is missing field '{key}' required by the {fmt} format") from None
+        note = conversion.mapping_note("messages")
+        raise JobError(f"{record_label(record)} is missing field '{key}' required by the {fmt} format"
+                       + (f"; {note}" if note else "")) from None
     messages, weights = chat_turns(turns, shape, record_label(record))
     system = system_of(record, conversion, fmt)
     if system and messages[0]["role"] != "system":
@@ -238,7 +253,7 @@ def without_chat_template(record: Record, messages: list, tools) -> SftExample:
 def prompt_completion_example(record: Record, conversion: Conversion, need_answer: bool) -> SftExample:
     fmt = "prompt_completion"
     prompt = template_text(record, conversion, "prompt_template") if conversion.prompt_template \
-        else string_field(record, conversion.column(fmt, "prompt"), fmt)
+        else conversion.text(record, fmt, "prompt")
     system = conversion.system_prompt
     prompt = fill_placeholders(f"{system}\n\n{prompt}" if system else prompt, conversion.variables)
     answer = answer_text(record, conversion, fmt, need_answer) if need_answer else ""
@@ -247,7 +262,7 @@ def prompt_completion_example(record: Record, conversion: Conversion, need_answe
 
 def text_example(record: Record, conversion: Conversion, need_answer: bool) -> SftExample:
     text = template_text(record, conversion, "prompt_template") if conversion.prompt_template \
-        else string_field(record, conversion.column("text", "text"), "text")
+        else conversion.text(record, "text", "text")
     if not text.strip():
         raise JobError(f"{record_label(record)} field '{conversion.column('text', 'text')}' is empty")
     return SftExample(text=fill_placeholders(text, conversion.variables))

@@ -180,6 +180,8 @@ def build_conversion(base: Conversion, settings: dict, where: str, problems: lis
             problems.extend(unknown_key_problem(key, f"{where} {name}", allowed) for key in mapping
                             if key not in allowed)
             changes[name] = {**getattr(base, name), **mapping}
+            if name == "columns":
+                changes["column_origins"] = {**base.column_origins, **{role: where for role in mapping}}
     return replace(base, origin=where, **changes)
 
 

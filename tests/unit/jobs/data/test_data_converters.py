@@ -7,6 +7,7 @@ from char_tokenizer import CharTokenizer, trained_text
 
 from ftimg_jobs.data.formats import Conversion, load_sft_examples, to_sft_example
 from ftimg_jobs.data.records import Record
+from ftimg_jobs.data.spec import build_conversion
 from ftimg_jobs.data.tokenization import IGNORE_INDEX, render, tokenize_example
 from ftimg_jobs.errors import JobError
 
@@ -151,6 +152,20 @@ def test_a_spec_naming_a_missing_field_names_it():
     conversion = Conversion(format="alpaca", columns={"prompt": "body.text"})
     with pytest.raises(JobError, match=r"record 1 is missing field 'body\.text' required by the alpaca format"):
         convert({"body": {"title": "t"}, "output": "o"}, "alpaca", conversion)
+
+
+def test_a_missing_mapped_field_names_the_mapping_that_asked_for_it():
+    spec = build_conversion(Conversion(), {"format": "alpaca", "columns": {"prompt": "question"}},
+                            "spec.yaml: dataset 'qa'", [])
+    flags = build_conversion(spec, {"columns": {"response": "answer"}}, "command-line flags", [])
+    with pytest.raises(JobError, match=r"missing field 'question' required by the alpaca format; prompt is mapped "
+                                       r"to 'question' by the columns of spec\.yaml: dataset 'qa'"):
+        convert({"q": "?", "answer": "a"}, "alpaca", flags)
+    with pytest.raises(JobError, match=r"missing field 'answer' .*; response is mapped to 'answer' by the columns "
+                                       r"of command-line flags"):
+        convert({"question": "?", "output": "o"}, "alpaca", flags)
+    with pytest.raises(JobError, match=r"missing field 'instruction' required by the alpaca format$"):
+        convert({"output": "o"}, "alpaca", Conversion(format="alpaca"))
 
 
 def test_without_chat_template_single_turns_become_prompt_and_completion():
