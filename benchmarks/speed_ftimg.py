@@ -46,8 +46,7 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
     import torch
 
     from ftimg_jobs.args.parser import parse_job_args
-    from ftimg_jobs.data.collate import LeftPadCollator
-    from ftimg_jobs.jobs.cls import ARGUMENT_CLASSES, SEQ_CLS
+    from ftimg_jobs.jobs.cls import ARGUMENT_CLASSES, SEQ_CLS, padding_collator
     from ftimg_jobs.train.builder import build_collator, build_training_model
 
     parsed = parse_job_args(JOBS["cls", case["method"]], job_argv(case, run_dir), ARGUMENT_CLASSES)
@@ -57,7 +56,7 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
     model, attention, notes = build_training_model(
         AutoModelForSequenceClassification, model_args, lora_args, training_args, speed_args, task_type=SEQ_CLS,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
-    collator, throughput = build_collator(LeftPadCollator(PAD_ID, label_dtype=torch.long), speed_args, attention,
+    collator, throughput = build_collator(padding_collator(model, PAD_ID, torch.long), speed_args, attention,
                                           training_args, notes, task_type=SEQ_CLS)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
                       callbacks=[throughput])

@@ -59,6 +59,12 @@ def metrics_function(schema):
     return compute
 
 
+def padding_collator(model, pad_token_id: int, label_dtype):
+    """A causal decoder needs no padding mask with right padding (data/collate.py), an encoder does."""
+    padding = RightPadCausalCollator if attends_causally(model) else LeftPadCollator
+    return padding(pad_token_id, label_dtype=label_dtype)
+
+
 def write_predictions(path: Path, records, logits, schema) -> None:
     """One line per evaluation record: text, true label and the predicted label (or score)."""
     with open(path, "w", encoding="utf-8") as handle:
@@ -99,9 +105,7 @@ def main(job: str, argv: list) -> int:
         AutoModelForSequenceClassification, model_args, lora_args, training_args, speed_args, task_type=SEQ_CLS,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
     label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
-    # A causal decoder needs no padding mask with right padding (data/collate.py), an encoder does.
-    padding = RightPadCausalCollator if attends_causally(model) else LeftPadCollator
-    collator, throughput = build_collator(padding(tokenizer.pad_token_id, label_dtype=label_dtype),
+    collator, throughput = build_collator(padding_collator(model, tokenizer.pad_token_id, label_dtype),
                                           speed_args, attention, training_args, speed_notes, task_type=SEQ_CLS)
 
     stop = StopOnSignal()
