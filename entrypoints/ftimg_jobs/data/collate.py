@@ -60,17 +60,35 @@ class RightPadCausalCollator:
     distinct shapes (cuDNN builds an execution plan for each new one).
     Wrong for a bidirectional encoder, whose tokens would attend to the padding: the job
     checks the model first (model/causal.py).
+
+    ``pools_before_first_pad``: the head pools the token before a row's first pad id instead
+    (transformers before 4.49). A batch in which a record holds the pad id itself is then padded
+    on the left with a mask and at least one pad column, so that every row's first pad id is at 0,
+    which that head reads as "the last token".
     """
 
-    def __init__(self, pad_token_id: int, label_dtype=torch.long, width_multiple: int = 64):
+    def __init__(self, pad_token_id: int, label_dtype=torch.long, width_multiple: int = 64,
+                 pools_before_first_pad: bool = False):
         self.pad_token_id = pad_token_id
         self.label_dtype = label_dtype
         self.width_multiple = width_multiple
+        self.left_padding = LeftPadCollator(pad_token_id, label_dtype) if pools_before_first_pad else None
 
     def __call__(self, features):
+        if self.left_padding is not None and any(self.pad_token_id in feature["input_ids"] for feature in features):
+            return self.left_padded_with_a_pad_column(features)
         longest = max(len(feature["input_ids"]) for feature in features)
         width = -(-longest // self.width_multiple) * self.width_multiple
         input_ids = [list(feature["input_ids"]) + [self.pad_token_id] * (width - len(feature["input_ids"]))
                      for feature in features]
         return {"input_ids": torch.tensor(input_ids, dtype=torch.long),
                 "labels": torch.tensor([feature["labels"] for feature in features], dtype=self.label_dtype)}
+
+    def left_padded_with_a_pad_column(self, features):
+        batch = self.left_padding(features)
+
+        def prepend(tensor, value):
+            return torch.nn.functional.pad(tensor, (1, 0), value=value)
+
+        return dict(batch, input_ids=prepend(batch["input_ids"], self.pad_token_id),
+                    attention_mask=prepend(batch["attention_mask"], 0), position_ids=prepend(batch["position_ids"], 0))

@@ -29,7 +29,7 @@ from ftimg_jobs.data.collate import LeftPadCollator, RightPadCausalCollator, Tok
 from ftimg_jobs.data.labels import check_labels_known, infer_label_schema
 from ftimg_jobs.data.loading import load_cls_data
 from ftimg_jobs.data.mixing import split_train_eval
-from ftimg_jobs.model.causal import attends_causally
+from ftimg_jobs.model.causal import attends_causally, pools_before_first_pad
 from ftimg_jobs.model.lora import count_parameters
 from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
@@ -61,8 +61,10 @@ def metrics_function(schema):
 
 def padding_collator(model, pad_token_id: int, label_dtype):
     """A causal decoder needs no padding mask with right padding (data/collate.py), an encoder does."""
-    padding = RightPadCausalCollator if attends_causally(model) else LeftPadCollator
-    return padding(pad_token_id, label_dtype=label_dtype)
+    if attends_causally(model):
+        return RightPadCausalCollator(pad_token_id, label_dtype=label_dtype,
+                                      pools_before_first_pad=pools_before_first_pad())
+    return LeftPadCollator(pad_token_id, label_dtype=label_dtype)
 
 
 def write_predictions(path: Path, records, logits, schema) -> None:

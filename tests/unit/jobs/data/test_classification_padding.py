@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from ftimg_jobs.data.collate import LeftPadCollator, RightPadCausalCollator  # noqa: E402
-from ftimg_jobs.model.causal import attends_causally  # noqa: E402
+from ftimg_jobs.jobs.cls import padding_collator  # noqa: E402
+from ftimg_jobs.model.causal import attends_causally, pools_before_first_pad  # noqa: E402
 
 PAD = 0
 FEATURES = [{"input_ids": [5, 6, 7, 8, 9, 10, 11], "labels": 1}, {"input_ids": [12, 13], "labels": 0},
@@ -47,3 +48,38 @@ def test_the_same_rows_without_a_mask_on_an_encoder_differ_and_it_is_not_taken_f
     masked = dict(right, attention_mask=(right["input_ids"] != PAD).long())
     # Why the job checks: a bidirectional encoder's tokens attend to unmasked padding.
     assert not torch.allclose(logits(encoder, right), logits(encoder, masked), atol=1e-4)
+
+
+def last_token_logits(model, ids) -> torch.Tensor:
+    """The head applied to a record's own last token, whatever transformers' pooling makes of its pad ids."""
+    with torch.no_grad():
+        return model.score(model.model(torch.tensor([ids])).last_hidden_state)[0, -1]
+
+
+# The pad id inside a record: a pad token that is also EOS, in a chat-formatted record. The second row is the
+# longest, so the first is padded whichever side the padding goes.
+PAD_INSIDE = [{"input_ids": [5, 6, PAD, 7, 8], "labels": 1}, {"input_ids": [9, 10, 11, 12, 13, 14, 15], "labels": 0},
+              {"input_ids": [16, PAD, 17], "labels": 2}]
+
+
+def test_the_job_pools_each_records_last_token_when_a_record_holds_the_pad_id():
+    """transformers before 4.49 pools the token before a row's first pad id: right padding alone would pool
+    the first row at token 6 and the third at 16; the job's collator pads such batches so that it cannot."""
+    model = tiny_classifier(transformers.LlamaConfig)
+    expected = torch.stack([last_token_logits(model, feature["input_ids"]) for feature in PAD_INSIDE])
+    collator = padding_collator(model, PAD, torch.long)
+    assert torch.allclose(logits(model, collator(PAD_INSIDE)), expected, atol=1e-5)
+    assert torch.allclose(logits(model, collator(FEATURES)),
+                          torch.stack([last_token_logits(model, f["input_ids"]) for f in FEATURES]), atol=1e-5)
+    assert "attention_mask" not in collator(FEATURES)  # batches without the pad id inside stay right-padded
+
+
+def test_that_pooling_is_padded_left_with_a_pad_column_only_where_the_pad_id_is_inside():
+    collator = RightPadCausalCollator(PAD, width_multiple=8, pools_before_first_pad=True)
+    batch = collator(PAD_INSIDE)
+    assert batch["input_ids"].shape == (3, 8) and (batch["input_ids"][:, 0] == PAD).all()
+    assert batch["attention_mask"][1].tolist() == [0] + [1] * 7
+    assert batch["input_ids"][0].tolist() == [PAD] * 3 + [5, 6, PAD, 7, 8]
+    assert batch["position_ids"][0].tolist() == [0, 0, 0, 0, 1, 2, 3, 4]
+    assert "attention_mask" not in collator(FEATURES)
+    assert pools_before_first_pad() == (tuple(int(p) for p in transformers.__version__.split(".")[:2]) < (4, 49))
