@@ -10,10 +10,10 @@ FLASH4 = "flash_attention_4"
 FLASH = "flash_attention_2"
 CHOICES = ("auto", FLASH4, FLASH, "sdpa", "eager")
 
-# The GPUs FlashAttention-4's kernels are tuned for: Hopper (sm90) and datacenter Blackwell (sm100,
-# sm103, sm110). flash-attn-4 also carries sm80 and sm120 code paths, marked untuned upstream;
+# The GPUs FlashAttention-4's kernels are tuned for: Hopper (sm90), datacenter Blackwell (sm100, sm103)
+# and Jetson Thor (sm110). flash-attn-4 also carries sm80 and sm120 code paths, marked untuned upstream;
 # flash-attn 2 or SDPA serve those GPUs.
-FLASH4_ARCHITECTURES = {9: "Hopper", 10: "Blackwell", 11: "Blackwell"}
+FLASH4_ARCHITECTURES = {9: "Hopper", 10: "Blackwell", 11: "Blackwell (Jetson Thor)"}
 
 
 @dataclass(frozen=True)
