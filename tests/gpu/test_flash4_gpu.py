@@ -7,16 +7,14 @@ a whole Llama switched to it, and the lora-sft and infer jobs running on it.
 Skipped unless flash_attn.cute imports and the GPU is one FlashAttention-4 is chosen on (model/attention.py).
 """
 
-import json
 import math
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from gpu_jobs import run_job as run_gpu_job
+from gpu_jobs import save_small_llama
+from project_paths import ENTRYPOINTS
 
 torch = pytest.importorskip("torch")
 
@@ -36,7 +34,6 @@ def skip_reason():
 SKIP = skip_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(SKIP is not None, reason=str(SKIP))]
 
-ENTRYPOINTS = Path(__file__).resolve().parents[2] / "entrypoints"
 HEADS, KV_HEADS, DIM = 32, 8, 128
 LENGTHS = [300, 1000, 57, 700]  # a padding-free row of four examples, as the collator packs them
 ATTENTION = SimpleNamespace(is_causal=True, num_key_value_groups=HEADS // KV_HEADS)
@@ -181,30 +178,11 @@ def test_llama_on_flash4_matches_sdpa_for_rows_packed_rows_and_padded_batches():
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from ftimg_jobs.model.tiny_model import build_tokenizer
-
-    path = tmp_path_factory.mktemp("small-llama")
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=4, num_attention_heads=12,
-                         num_key_value_heads=4, intermediate_size=2048, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_small_llama(tmp_path_factory.mktemp("small-llama"), layers=4)
 
 
 def run_job(job, output_dir, *flags):
-    env = dict(os.environ, PYTHONPATH=f"{ENTRYPOINTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    result = subprocess.run([sys.executable, "-m", "ftimg_jobs", job, "--output_dir", str(output_dir), *flags],
-                            capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, f"{job} exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    run = json.loads((Path(output_dir) / "run.json").read_text())
-    print(f"\n{job}: " + json.dumps({k: run.get(k) for k in ("attention", "global_step", "metrics", "wall_time_s")}))
-    return run
+    return run_gpu_job(job, output_dir, *flags, shown=("attention", "global_step", "metrics", "wall_time_s"))
 
 
 def test_lora_sft_trains_padding_free_rows_on_flash4(small_model, tmp_path):

@@ -8,36 +8,21 @@ Each training run must lower its loss and record the GPU and its peak memory in 
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from gpu_jobs import run_job as run_gpu_job
+from gpu_jobs import save_small_llama
+from project_paths import ENTRYPOINTS
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-ENTRYPOINTS = Path(__file__).resolve().parents[2] / "entrypoints"
 STEPS = "60"
 
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from ftimg_jobs.model.tiny_model import build_tokenizer
-
-    path = tmp_path_factory.mktemp("small-llama")
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=8, num_attention_heads=12,
-                         num_key_value_heads=4, intermediate_size=2048, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_small_llama(tmp_path_factory.mktemp("small-llama"), layers=8)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +34,7 @@ def sft_data(tmp_path_factory):
 
 
 def run_job(job, output_dir, *flags):
-    env = dict(os.environ, PYTHONPATH=f"{ENTRYPOINTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    result = subprocess.run([sys.executable, "-m", "ftimg_jobs", job, "--output_dir", str(output_dir), *flags],
-                            capture_output=True, text=True, env=env, timeout=900)
-    assert result.returncode == 0, f"{job} exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-    run = json.loads((Path(output_dir) / "run.json").read_text())
-    print(f"\n{job}: " + json.dumps({k: run.get(k) for k in ("device", "attention", "global_step", "metrics",
-                                                             "wall_time_s", "peak_gpu_memory_bytes")}))
+    run = run_gpu_job(job, output_dir, *flags)
     assert run["device"]["type"] == "cuda" and run["device"]["gpu_name"]
     assert run["peak_gpu_memory_bytes"] > 0
     return run
@@ -87,8 +66,8 @@ def test_qlora_cls_on_gpu(small_model, tmp_path):
 
 def test_infer_on_gpu(small_model, tmp_path):
     output = tmp_path / "infer" / "predictions.jsonl"
-    run = run_job("infer", tmp_path / "infer", "--model_name_or_path", str(small_model),
-                  "--output_path", str(output), "--max_new_tokens", "32", "--batch_size", "8")
+    run_job("infer", tmp_path / "infer", "--model_name_or_path", str(small_model),
+              "--output_path", str(output), "--max_new_tokens", "32", "--batch_size", "8")
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     prompts = (ENTRYPOINTS / "data/prompts.jsonl").read_text(encoding="utf-8").splitlines()
     assert sorted(str(r["id"]) for r in records) == sorted({str(r["id"]) for r in records})

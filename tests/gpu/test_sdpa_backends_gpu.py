@@ -13,6 +13,7 @@ runs' losses must agree within 1%.
 import contextlib
 
 import pytest
+from gpu_jobs import save_small_llama
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -32,17 +33,8 @@ def small_model(tmp_path_factory):
     decision = choose_sdpa_priority("sdpa", probe_machine())
     if not decision["cudnn_first"]:
         pytest.skip(decision["reason"])
-    path = tmp_path_factory.mktemp("small-llama")
-    tokenizer = build_tokenizer()
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=8, num_attention_heads=12,
-        num_key_value_heads=4, intermediate_size=2048, max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
-    return path, tokenizer.pad_token_id
+    path = save_small_llama(tmp_path_factory.mktemp("small-llama"), layers=8)
+    return path, build_tokenizer().pad_token_id
 
 
 def fixed_length_rows(vocab_size: int):

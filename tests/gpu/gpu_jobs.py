@@ -1,0 +1,39 @@
+"""What the GPU tests share: a small Llama saved to disk, and a job run in its own process with its run.json."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from project_paths import ENTRYPOINTS
+
+
+def save_small_llama(path: Path, layers: int) -> Path:
+    """Llama-shaped (12 heads of 64 over 4 KV heads, MLP 2048), random bf16 weights from seed 0, the tiny tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ftimg_jobs.model.tiny_model import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=layers, num_attention_heads=12,
+                         num_key_value_heads=4, intermediate_size=2048, max_position_embeddings=2048,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def run_job(job, output_dir, *flags, shown=("device", "attention", "global_step", "metrics", "wall_time_s",
+                                            "peak_gpu_memory_bytes")) -> dict:
+    """Run ``python -m ftimg_jobs JOB --output_dir DIR FLAGS`` to success; print and return its run.json."""
+    env = dict(os.environ, PYTHONPATH=f"{ENTRYPOINTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    result = subprocess.run([sys.executable, "-m", "ftimg_jobs", job, "--output_dir", str(output_dir), *flags],
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, f"{job} exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    run = json.loads((Path(output_dir) / "run.json").read_text())
+    print(f"\n{job}: " + json.dumps({key: run.get(key) for key in shown}))
+    return run
