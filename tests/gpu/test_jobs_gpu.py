@@ -67,7 +67,7 @@ def test_qlora_cls_on_gpu(small_model, tmp_path):
 def test_infer_on_gpu(small_model, tmp_path):
     output = tmp_path / "infer" / "predictions.jsonl"
     run_job("infer", tmp_path / "infer", "--model_name_or_path", str(small_model),
-              "--output_path", str(output), "--max_new_tokens", "32", "--batch_size", "8")
+            "--output_path", str(output), "--max_new_tokens", "32", "--batch_size", "8")
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     prompts = (ENTRYPOINTS / "data/prompts.jsonl").read_text(encoding="utf-8").splitlines()
     assert sorted(str(r["id"]) for r in records) == sorted({str(r["id"]) for r in records})
