@@ -56,8 +56,8 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
     model, attention, notes = build_training_model(
         AutoModelForSequenceClassification, model_args, lora_args, training_args, speed_args, task_type=SEQ_CLS,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
-    collator, throughput = build_collator(padding_collator(model, PAD_ID, torch.long), speed_args, attention,
-                                          training_args, notes, task_type=SEQ_CLS)
+    padding = padding_collator(model, PAD_ID, torch.long, data_args.model_max_length)
+    collator, throughput = build_collator(padding, speed_args, attention, training_args, notes, task_type=SEQ_CLS)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
                       callbacks=[throughput])
     return trainer, throughput, {"attention": attention["implementation"],

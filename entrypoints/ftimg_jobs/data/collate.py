@@ -68,10 +68,13 @@ class RightPadCausalCollator:
     """
 
     def __init__(self, pad_token_id: int, label_dtype=torch.long, width_multiple: int = 64,
-                 pools_before_first_pad: bool = False):
+                 pools_before_first_pad: bool = False, max_width: int = 0):
         self.pad_token_id = pad_token_id
         self.label_dtype = label_dtype
         self.width_multiple = width_multiple
+        # Rows are cut to --model_max_length: rounding never goes past it (a model with learned absolute
+        # positions may have no position beyond it).
+        self.max_width = max_width
         self.left_padding = LeftPadCollator(pad_token_id, label_dtype) if pools_before_first_pad else None
 
     def __call__(self, features):
@@ -79,6 +82,8 @@ class RightPadCausalCollator:
             return self.left_padded_with_a_pad_column(features)
         longest = max(len(feature["input_ids"]) for feature in features)
         width = -(-longest // self.width_multiple) * self.width_multiple
+        if self.max_width:
+            width = max(longest, min(width, self.max_width))
         input_ids = [list(feature["input_ids"]) + [self.pad_token_id] * (width - len(feature["input_ids"]))
                      for feature in features]
         return {"input_ids": torch.tensor(input_ids, dtype=torch.long),

@@ -59,10 +59,10 @@ def metrics_function(schema):
     return compute
 
 
-def padding_collator(model, pad_token_id: int, label_dtype):
+def padding_collator(model, pad_token_id: int, label_dtype, max_length: int = 0):
     """A causal decoder needs no padding mask with right padding (data/collate.py), an encoder does."""
     if attends_causally(model):
-        return RightPadCausalCollator(pad_token_id, label_dtype=label_dtype,
+        return RightPadCausalCollator(pad_token_id, label_dtype=label_dtype, max_width=max_length,
                                       pools_before_first_pad=pools_before_first_pad())
     return LeftPadCollator(pad_token_id, label_dtype=label_dtype)
 
@@ -107,8 +107,9 @@ def main(job: str, argv: list) -> int:
         AutoModelForSequenceClassification, model_args, lora_args, training_args, speed_args, task_type=SEQ_CLS,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
     label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
-    collator, throughput = build_collator(padding_collator(model, tokenizer.pad_token_id, label_dtype),
-                                          speed_args, attention, training_args, speed_notes, task_type=SEQ_CLS)
+    padding = padding_collator(model, tokenizer.pad_token_id, label_dtype, data_args.model_max_length)
+    collator, throughput = build_collator(padding, speed_args, attention, training_args, speed_notes,
+                                          task_type=SEQ_CLS)
 
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,

@@ -83,3 +83,10 @@ def test_that_pooling_is_padded_left_with_a_pad_column_only_where_the_pad_id_is_
     assert batch["position_ids"][0].tolist() == [0, 0, 0, 0, 1, 2, 3, 4]
     assert "attention_mask" not in collator(FEATURES)
     assert pools_before_first_pad() == (tuple(int(p) for p in transformers.__version__.split(".")[:2]) < (4, 49))
+
+
+def test_rounding_the_width_stops_at_the_longest_row_allowed():
+    features = [{"input_ids": list(range(1, 11)), "labels": 0}, {"input_ids": [1, 2], "labels": 1}]
+    assert RightPadCausalCollator(PAD, width_multiple=8)(features)["input_ids"].shape == (2, 16)
+    assert RightPadCausalCollator(PAD, width_multiple=8, max_width=12)(features)["input_ids"].shape == (2, 12)
+    assert RightPadCausalCollator(PAD, width_multiple=8, max_width=10)(features)["input_ids"].shape == (2, 10)
