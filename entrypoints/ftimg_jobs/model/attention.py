@@ -34,7 +34,7 @@ def flash4_problems(probe: AttentionProbe) -> list:
         problems.append("there is no CUDA GPU")
     elif probe.capability is not None and probe.capability[0] not in FLASH4_ARCHITECTURES:
         problems.append(f"the GPU's compute capability {probe.capability[0]}.{probe.capability[1]} is not "
-                        "Hopper (9.x) or datacenter Blackwell (10.x, 11.x)")
+                        "Hopper (9.x), datacenter Blackwell (10.x) or Jetson Thor (11.x)")
     if not probe.half_compute:
         problems.append("attention would not run in fp16/bf16")
     return problems
