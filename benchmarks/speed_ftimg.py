@@ -25,7 +25,7 @@ def job_argv(case, run_dir) -> list:
 def ftimg_sft_trainer(case, run_dir, train_dataset) -> tuple:
     """jobs/sft.py from its parsed flags to its Trainer; returns ``(trainer, throughput callback, notes)``."""
     from ftimg_jobs.args.parser import parse_job_args
-    from ftimg_jobs.data.collate import LeftPadCollator
+    from ftimg_jobs.data.collate import WIDTH_MULTIPLE, LeftPadCollator
     from ftimg_jobs.jobs.sft import ARGUMENT_CLASSES
     from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model
 
@@ -34,7 +34,8 @@ def ftimg_sft_trainer(case, run_dir, train_dataset) -> tuple:
     model, attention, notes = build_training_model(
         AutoModelForCausalLM, model_args, lora_args, training_args, speed_args, task_type=CAUSAL_LM,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
-    collator, throughput = build_collator(LeftPadCollator(PAD_ID), speed_args, attention, training_args, notes)
+    padding = LeftPadCollator(PAD_ID, width_multiple=WIDTH_MULTIPLE)  # as jobs/sft.py pads
+    collator, throughput = build_collator(padding, speed_args, attention, training_args, notes)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
                       callbacks=[throughput])
     return trainer, throughput, {"attention": attention["implementation"],

@@ -18,19 +18,33 @@ class TokenizedDataset(torch.utils.data.Dataset):
         return self.items[index]
 
 
+# Padded batches are rounded up to a multiple of this width, so that attention kernels see few distinct
+# shapes: cuDNN's SDPA backend (first on Hopper/Blackwell with torch 2.11) builds an execution plan for each
+# new one, which made every batch of variable-width rows slow (docs/performance.md, the cls pair).
+WIDTH_MULTIPLE = 64
+
+
+def padded_width(longest: int, multiple: int, max_width: int = 0) -> int:
+    """``longest`` rounded up to ``multiple``, but not past ``max_width`` (when given) unless a row is longer."""
+    width = -(-longest // multiple) * multiple
+    return max(longest, min(width, max_width)) if max_width else width
+
+
 class LeftPadCollator:
     """Pad a batch on the left (decoder-only models read the last position) and derive position ids.
 
     Sequence labels are padded with -100; scalar labels (classification ids or
-    regression targets) become a 1-D tensor of ``label_dtype``.
+    regression targets) become a 1-D tensor of ``label_dtype``. The width is the longest
+    row's, rounded up to ``width_multiple`` (real tokens keep positions 0.., whatever the width).
     """
 
-    def __init__(self, pad_token_id: int, label_dtype=torch.long):
+    def __init__(self, pad_token_id: int, label_dtype=torch.long, width_multiple: int = 1):
         self.pad_token_id = pad_token_id
         self.label_dtype = label_dtype
+        self.width_multiple = width_multiple
 
     def __call__(self, features):
-        width = max(len(feature["input_ids"]) for feature in features)
+        width = padded_width(max(len(feature["input_ids"]) for feature in features), self.width_multiple)
         input_ids, attention_mask, labels = [], [], []
         for feature in features:
             padding = width - len(feature["input_ids"])
@@ -67,7 +81,7 @@ class RightPadCausalCollator:
     which that head reads as "the last token".
     """
 
-    def __init__(self, pad_token_id: int, label_dtype=torch.long, width_multiple: int = 64,
+    def __init__(self, pad_token_id: int, label_dtype=torch.long, width_multiple: int = WIDTH_MULTIPLE,
                  pools_before_first_pad: bool = False, max_width: int = 0):
         self.pad_token_id = pad_token_id
         self.label_dtype = label_dtype
@@ -81,9 +95,7 @@ class RightPadCausalCollator:
         if self.left_padding is not None and any(self.pad_token_id in feature["input_ids"] for feature in features):
             return self.left_padded_with_a_pad_column(features)
         longest = max(len(feature["input_ids"]) for feature in features)
-        width = -(-longest // self.width_multiple) * self.width_multiple
-        if self.max_width:
-            width = max(longest, min(width, self.max_width))
+        width = padded_width(longest, self.width_multiple, self.max_width)
         input_ids = [list(feature["input_ids"]) + [self.pad_token_id] * (width - len(feature["input_ids"]))
                      for feature in features]
         return {"input_ids": torch.tensor(input_ids, dtype=torch.long),

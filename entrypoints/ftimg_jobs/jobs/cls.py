@@ -25,7 +25,7 @@ from ftimg_jobs.args.data import ClsDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
 from ftimg_jobs.args.speed import SpeedArguments
 from ftimg_jobs.args.training import TrainingArguments
-from ftimg_jobs.data.collate import LeftPadCollator, RightPadCausalCollator, TokenizedDataset
+from ftimg_jobs.data.collate import WIDTH_MULTIPLE, LeftPadCollator, RightPadCausalCollator, TokenizedDataset
 from ftimg_jobs.data.labels import check_labels_known, infer_label_schema
 from ftimg_jobs.data.loading import load_cls_data
 from ftimg_jobs.data.mixing import split_train_eval
@@ -64,7 +64,7 @@ def padding_collator(model, pad_token_id: int, label_dtype, max_length: int = 0)
     if attends_causally(model):
         return RightPadCausalCollator(pad_token_id, label_dtype=label_dtype, max_width=max_length,
                                       pools_before_first_pad=pools_before_first_pad())
-    return LeftPadCollator(pad_token_id, label_dtype=label_dtype)
+    return LeftPadCollator(pad_token_id, label_dtype=label_dtype, width_multiple=WIDTH_MULTIPLE)
 
 
 def write_predictions(path: Path, records, logits, schema) -> None:

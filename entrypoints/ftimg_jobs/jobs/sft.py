@@ -21,7 +21,7 @@ from ftimg_jobs.args.data import SftDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
 from ftimg_jobs.args.speed import SpeedArguments
 from ftimg_jobs.args.training import TrainingArguments
-from ftimg_jobs.data.collate import LeftPadCollator, TokenizedDataset
+from ftimg_jobs.data.collate import WIDTH_MULTIPLE, LeftPadCollator, TokenizedDataset
 from ftimg_jobs.data.loading import load_sft_data
 from ftimg_jobs.data.mixing import split_train_eval
 from ftimg_jobs.data.tokenization import pack_sequences, tokenize_examples
@@ -78,8 +78,8 @@ def main(job: str, argv: list) -> int:
     model, attention, speed_notes = build_training_model(
         AutoModelForCausalLM, model_args, lora_args, training_args, speed_args, task_type=CAUSAL_LM,
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
-    collator, throughput = build_collator(LeftPadCollator(tokenizer.pad_token_id), speed_args, attention,
-                                          training_args, speed_notes)
+    padding = LeftPadCollator(tokenizer.pad_token_id, width_multiple=WIDTH_MULTIPLE)
+    collator, throughput = build_collator(padding, speed_args, attention, training_args, speed_notes)
 
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,

@@ -90,3 +90,12 @@ def test_rounding_the_width_stops_at_the_longest_row_allowed():
     assert RightPadCausalCollator(PAD, width_multiple=8)(features)["input_ids"].shape == (2, 16)
     assert RightPadCausalCollator(PAD, width_multiple=8, max_width=12)(features)["input_ids"].shape == (2, 12)
     assert RightPadCausalCollator(PAD, width_multiple=8, max_width=10)(features)["input_ids"].shape == (2, 10)
+
+
+def test_left_padding_rounds_the_width_and_keeps_real_tokens_at_positions_from_zero():
+    batch = LeftPadCollator(PAD, width_multiple=8)(FEATURES)
+    assert batch["input_ids"].shape == (3, 8)
+    assert batch["input_ids"][1].tolist() == [PAD] * 6 + [12, 13]
+    assert batch["position_ids"][1].tolist() == [0] * 6 + [0, 1]
+    assert batch["attention_mask"][1].tolist() == [0] * 6 + [1, 1]
+    assert LeftPadCollator(PAD)(FEATURES)["input_ids"].shape == (3, 7)
