@@ -55,5 +55,9 @@ class StopOnSignal(TrainerCallback):
             control.should_training_stop = True
             self.stopped_early = state.global_step < state.max_steps
             if self.received is None:
+                # Another rank's signal came first (a node's signal can arrive later, or not before its
+                # task is ended): this rank stops at the same step, and says why.
+                print(f"ftimg_jobs: another rank received a stop signal; saving a checkpoint at step "
+                      f"{state.global_step}", file=sys.stderr, flush=True)
                 self.received = signal.SIGTERM
         return control
