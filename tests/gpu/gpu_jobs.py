@@ -27,6 +27,20 @@ def save_small_llama(path: Path, layers: int) -> Path:
     return path
 
 
+def random_llama_on_gpu(hidden_size: int, num_key_value_heads: int, intermediate_size: int,
+                       max_position_embeddings: int):
+    """A 4-layer Llama of 8 heads over a 1,000-word vocabulary on SDPA, random bf16 weights from seed 0, for inference."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=1000, hidden_size=hidden_size, num_hidden_layers=4, num_attention_heads=8,
+                         num_key_value_heads=num_key_value_heads, intermediate_size=intermediate_size,
+                         max_position_embeddings=max_position_embeddings)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
+
+
 def run_job(job, output_dir, *flags, shown=("device", "attention", "global_step", "metrics", "wall_time_s",
                                             "peak_gpu_memory_bytes")) -> dict:
     """Run ``python -m ftimg_jobs JOB --output_dir DIR FLAGS`` to success; print and return its run.json."""

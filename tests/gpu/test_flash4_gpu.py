@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from gpu_jobs import run_job as run_gpu_job
-from gpu_jobs import save_small_llama
+from gpu_jobs import random_llama_on_gpu, save_small_llama
 from project_paths import ENTRYPOINTS
 
 torch = pytest.importorskip("torch")
@@ -140,14 +140,11 @@ def test_new_lengths_reuse_the_compiled_kernels():
 
 
 def llama(implementation_switch: bool):
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from ftimg_jobs.model.flash4_attention import NAME, use_flash4_attention
 
-    config = transformers.LlamaConfig(vocab_size=1000, hidden_size=1024, num_hidden_layers=4, num_attention_heads=8,
-                                      num_key_value_heads=2, intermediate_size=2048, max_position_embeddings=4096)
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
+    model = random_llama_on_gpu(hidden_size=1024, num_key_value_heads=2, intermediate_size=2048,
+                                max_position_embeddings=4096)
     if implementation_switch:
         assert use_flash4_attention(model) is None and model.config._attn_implementation == NAME
     return model

@@ -5,6 +5,7 @@ flash kernel gives each example what it gets alone, at the kernel and through a 
 """
 
 import pytest
+from gpu_jobs import random_llama_on_gpu
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -49,11 +50,8 @@ def test_llama_logits_of_a_packed_row_equal_each_example_run_alone():
     transformers = pytest.importorskip("transformers")
     from ftimg_jobs.model.packed_attention import NAME, use_packed_attention
 
-    config = transformers.LlamaConfig(vocab_size=1000, hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
-                                      num_key_value_heads=4, intermediate_size=1024, max_position_embeddings=2048)
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).to("cuda", torch.bfloat16).eval()
+    model = random_llama_on_gpu(hidden_size=512, num_key_value_heads=4, intermediate_size=1024,
+                                max_position_embeddings=2048)
     generator = torch.Generator().manual_seed(1)
     examples = [torch.randint(0, 1000, (n,), generator=generator).cuda() for n in LENGTHS]
     row = torch.cat(examples)[None]

@@ -37,6 +37,17 @@ def wait_for(predicate, process, timeout=300):
     pytest.fail("timed out waiting for the job")
 
 
+def lines_until_training(process) -> list:
+    """The job's output up to the line that says training started, then two seconds of training."""
+    lines = []
+    for line in process.popen.stdout:
+        lines.append(line)
+        if "ftimg_jobs: training from step" in line:
+            break
+    time.sleep(2)
+    return lines
+
+
 def test_sigkilled_job_resumes_and_reaches_the_planned_step(jobs, tmp_path):
     args = ["lora-sft", "--output_dir", "out", "--max_steps", "60", "--save_steps", "5", *FAST]
     process = jobs.start(*args, cwd=tmp_path)
@@ -63,12 +74,7 @@ def test_sigkilled_job_resumes_and_reaches_the_planned_step(jobs, tmp_path):
 def test_sigterm_saves_a_checkpoint_and_exits_143_then_resumes(jobs, tmp_path):
     process = jobs.start("lora-sft", "--output_dir", "out", "--max_steps", "5000", "--save_steps", "5000", *FAST,
                          cwd=tmp_path)
-    lines = []
-    for line in process.popen.stdout:
-        lines.append(line)
-        if "ftimg_jobs: training from step" in line:
-            break
-    time.sleep(2)
+    lines = lines_until_training(process)
     process.send_signal(signal.SIGTERM)
     code, output = process.wait(timeout=300)
     assert code == 143, "".join(lines) + output[-4000:]
@@ -113,12 +119,7 @@ def signal_local_rank(process, rank: int, marker: str) -> None:
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(jobs, tmp_path):
     process = jobs.start("lora-sft", "--output_dir", "out-one-rank", "--max_steps", "5000", "--save_steps", "5000",
                          *FAST, cwd=tmp_path, env={"NPROC_PER_NODE": "2"})
-    lines = []
-    for line in process.popen.stdout:
-        lines.append(line)
-        if "ftimg_jobs: training from step" in line:
-            break
-    time.sleep(2)
+    lines = lines_until_training(process)
     signal_local_rank(process, 1, "out-one-rank")
     code, output = process.wait(timeout=300)
     output = "".join(lines) + output
