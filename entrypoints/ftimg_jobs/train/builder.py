@@ -2,7 +2,7 @@
 
 Order matters: fused kernels patch the plain model before LoRA wraps its
 linears, and the checkpointing plan needs the trainable parameters LoRA made.
-The benchmark (benchmarks/speed_cases.py) calls these same two functions.
+The benchmark (benchmarks/speed_ftimg.py) calls these same two functions.
 """
 
 import logging
