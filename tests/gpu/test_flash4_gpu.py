@@ -18,7 +18,7 @@ from project_paths import ENTRYPOINTS
 
 torch = pytest.importorskip("torch")
 
-from ftimg_jobs.model.attention import FLASH4, FLASH4_ARCHITECTURES  # noqa: E402
+from ftimg_jobs.model.attention import FLASH4, FLASH4_ARCHITECTURES, FLASH4_VARLEN_MAX_TOKENS  # noqa: E402
 from ftimg_jobs.model.flash4_attention import flash4_attention, flash4_problem  # noqa: E402
 
 
@@ -118,6 +118,26 @@ def test_padding_free_row_runs_varlen_within_each_example():
     with torch.no_grad():
         whole_row = flash4_attention(ATTENTION, q, k, v, None)[0].float()
     assert (whole_row - exact[0]).abs().max().item() > 0.1  # boundaries matter: the check can fail
+
+
+def test_padding_free_row_over_the_varlen_limit_attends_one_example_at_a_time(monkeypatch):
+    """A row longer than FLASH4_VARLEN_MAX_TOKENS takes per-example SDPA (measured faster there), exactly as well."""
+    from ftimg_jobs.model import flash4_attention as module
+
+    lengths = [2048, 1500, 900]
+    assert sum(lengths) > FLASH4_VARLEN_MAX_TOKENS
+    q, k, v = qkv(batch=1, length=sum(lengths), seed=2)
+    grad_output = torch.randn(1, sum(lengths), HEADS, DIM, device="cuda", dtype=torch.bfloat16)
+    row = positions(lengths)
+    calls = []
+    real = module.packed_causal_attention
+    monkeypatch.setattr(module, "packed_causal_attention", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    ours = output_and_grads(lambda: flash4_attention(ATTENTION, q, k, v, None, position_ids=row)[0], (q, k, v),
+                            grad_output)
+    assert calls == [1]
+    sdpa = output_and_grads(lambda: sdpa_per_example(q, k, v, lengths, torch.bfloat16), (q, k, v), grad_output)
+    exact = output_and_grads(lambda: sdpa_per_example(q, k, v, lengths, torch.float32), (q, k, v), grad_output)
+    assert_as_close_as_sdpa(ours, sdpa, exact, f"long row {lengths}")
 
 
 def test_new_lengths_reuse_the_compiled_kernels():
