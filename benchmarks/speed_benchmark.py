@@ -53,7 +53,7 @@ def parse_args():
     parser.add_argument("--parity-steps", type=int, default=50, help="steps of the LoRA pair's loss-parity run "
                         "(its first repeat runs this long; 0: no loss comparison)")
     parser.add_argument("--only", default="", help="comma-separated pairs (lora, qlora, cls, full, varlen, "
-                        "qlora-lean) or case names; default: all")
+                        "qlora-lean, full-adamw) or case names; default: all")
     parser.add_argument("--deadline-s", type=float, default=0, help="start no run that would end after this "
                         "many seconds from the start (0: no deadline); a run still going then is stopped")
     parser.add_argument("--run-timeout-s", type=float, default=600, help="stop a single run after this long")

@@ -7,7 +7,8 @@ def names(runs):
 
 
 def test_pairs_come_most_important_first():
-    assert [pair.name for pair in pairs(SHAPES_7B)] == ["lora", "qlora", "cls", "full", "varlen", "qlora-lean"]
+    assert [pair.name for pair in pairs(SHAPES_7B)] == ["lora", "qlora", "cls", "full", "varlen", "qlora-lean",
+                                                      "full-adamw"]
 
 
 def test_the_issue_15_shapes():
@@ -17,6 +18,8 @@ def test_the_issue_15_shapes():
         == (1024, 8, 50)
     assert (by_name["varlen"].ftimg["seq"], by_name["varlen"].ftimg["batch"]) == (2048, 4)
     assert by_name["qlora-lean"].baseline is by_name["qlora"].baseline
+    assert by_name["full-adamw"].baseline is by_name["full"].baseline
+    assert by_name["full-adamw"].ftimg["argv"] == ["--eight_bit_optimizer", "False"]
     assert all(pair.baseline["gc"] for pair in by_name.values())
 
 
@@ -43,8 +46,9 @@ def test_only_the_lora_pairs_first_repeat_runs_long_enough_for_the_loss_curve():
 
 def test_the_shared_qlora_baseline_runs_once_per_repeat():
     runs = names(run_order(pairs(SHAPES_7B), repeats=3, total_steps=23, parity_steps=0))
-    assert runs.count("baseline-qlora-gc r0") == 1
-    assert runs[-3:] == ["ftimg-qlora-lean r0", "ftimg-qlora-lean r1", "ftimg-qlora-lean r2"]
+    assert runs.count("baseline-qlora-gc r0") == 1 and runs.count("baseline-full-gc r0") == 1
+    assert runs[-6:] == ["ftimg-qlora-lean r0", "ftimg-qlora-lean r1", "ftimg-qlora-lean r2",
+                         "ftimg-full-adamw r0", "ftimg-full-adamw r1", "ftimg-full-adamw r2"]
 
 
 def test_the_memory_saving_pair_alone_brings_its_baseline():
