@@ -91,6 +91,16 @@ class RightPadCausalCollator:
         self.max_width = max_width
         self.left_padding = LeftPadCollator(pad_token_id, label_dtype) if pools_before_first_pad else None
 
+    def batches_note(self) -> dict:
+        """What run.json says about these batches (``speed.batches``)."""
+        reason = (f"sequence classification on a causal decoder: rows padded on the right to a multiple of "
+                  f"{self.width_multiple}, no attention mask (real tokens never see the padding), the last real "
+                  "token pooled")
+        if self.left_padding is not None:
+            reason += ("; a batch whose records hold the pad id itself is padded on the left with a mask (this "
+                       "transformers pools the token before a row's first pad id)")
+        return {"padding_free": False, "attention_mask": False, "reason": reason}
+
     def __call__(self, features):
         if self.left_padding is not None and any(self.pad_token_id in feature["input_ids"] for feature in features):
             return self.left_padded_with_a_pad_column(features)

@@ -50,15 +50,7 @@ def build_collator(pad_collator, speed_args, attention: dict, training_args, not
     if task_type == CAUSAL_LM:
         collator, notes["batches"] = choose_collator(pad_collator, speed_args, attention)
     elif isinstance(pad_collator, RightPadCausalCollator):
-        collator, notes["batches"] = pad_collator, {
-            "padding_free": False, "attention_mask": False,
-            "reason": "sequence classification on a causal decoder: rows padded on the right to a multiple of "
-                      f"{pad_collator.width_multiple}, no attention mask (real tokens never see the padding), "
-                      "the last real token pooled"}
-        if pad_collator.left_padding is not None:
-            notes["batches"]["reason"] += ("; a batch whose records hold the pad id itself is padded on the left "
-                                           "with a mask (this transformers pools the token before a row's first "
-                                           "pad id)")
+        collator, notes["batches"] = pad_collator, pad_collator.batches_note()
     else:
         collator, notes["batches"] = pad_collator, {
             "padding_free": False, "attention_mask": True,

@@ -99,3 +99,11 @@ def test_left_padding_rounds_the_width_and_keeps_real_tokens_at_positions_from_z
     assert batch["position_ids"][1].tolist() == [0] * 6 + [0, 1]
     assert batch["attention_mask"][1].tolist() == [0] * 6 + [1, 1]
     assert LeftPadCollator(PAD)(FEATURES)["input_ids"].shape == (3, 7)
+
+
+def test_run_json_says_how_the_batches_are_padded():
+    plain = RightPadCausalCollator(PAD, width_multiple=64).batches_note()
+    assert plain["attention_mask"] is False and plain["padding_free"] is False
+    assert "multiple of 64" in plain["reason"] and "padded on the left" not in plain["reason"]
+    older = RightPadCausalCollator(PAD, width_multiple=64, pools_before_first_pad=True).batches_note()
+    assert "padded on the left with a mask" in older["reason"]
