@@ -110,6 +110,24 @@ def test_refills_and_shrinks_with_eos_and_repetition_penalty_match_eager():
     assert agreement(model, prompts, penalized, 30, repetition_penalty=1.3) >= 0.95
 
 
+def test_flex_decode_attention_gives_the_masked_decodes_tokens_through_refills_and_shrinking():
+    """decode_attention="flex" (generate/decode_attention.py): each row reads only its own columns, same tokens."""
+    from ftimg_jobs.generate.decode_attention import flex_problem
+
+    model = spread_llama(seed=1)
+    if flex_problem(model):
+        pytest.skip(flex_problem(model))
+    prompts = random_prompts(60, 3, 60, seed=1)  # as the refill test: many rows end early
+    probe, _ = static(model, prompts, 80, max_slots=32)
+    eos = max(set(sum(probe.values(), [])), key=lambda token: sum(row.count(token) for row in probe.values()))
+    masked, _ = static(model, prompts, 80, eos=eos, max_slots=32)
+    flex, stats = static(model, prompts, 80, eos=eos, max_slots=32, decode_attention="flex")
+    assert sum(len(tokens) < 80 for tokens in flex.values()) >= 10 and stats.graphs >= 2  # refills, a smaller graph
+    assert flex == masked
+    assert agreement(model, prompts, flex, 80, eos=eos) >= 0.95
+    assert model.config._attn_implementation == "sdpa"  # switched back after the run
+
+
 def test_seeded_sampling_is_reproducible_and_follows_the_seed():
     from ftimg_jobs.generate.sampling import SamplingSettings
 

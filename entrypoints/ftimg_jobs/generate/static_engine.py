@@ -5,7 +5,9 @@ kernels per step, not by the GPU. Here one decode step (the model's forward for 
 token per slot, the choice of the next token, and the bookkeeping of positions) is
 captured once per shape as a CUDA graph and replayed, so a step costs one launch.
 Shapes stay fixed because the KV cache is allocated up front (slot_cache.py) and the
-attention mask is rebuilt inside the step from per-slot start and write columns.
+attention mask is rebuilt inside the step from per-slot start and write columns (or, with
+`decode_attention="flex"`, a FlexAttention BlockMask under which each row reads only its own
+columns: decode_attention.py, a lever not yet measured on a GPU).
 
 The host loop (`StaticEngine.generate`) follows scheduler.py: segments of prompts
 with one cache length each, slots refilled with waiting prompts as rows finish, and a
@@ -27,6 +29,7 @@ from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 import torch
 
+from ftimg_jobs.generate.decode_attention import DecodeAttention, SlotBlocks, flex_problem
 from ftimg_jobs.generate.memory import PREFILL_TOKENS, ModelShape, cache_gib, slots_that_fit
 from ftimg_jobs.generate.sampling import SamplingSettings, mark_seen, next_tokens
 from ftimg_jobs.generate.scheduler import Segment, plan_segments, refill_count, shrink_to
@@ -47,6 +50,9 @@ class EngineSettings:
     stop_strings: tuple = ()
     decode: Optional[Decode] = None  # token ids -> text; needed for stop strings
     max_slots: Optional[int] = None  # --batch_size: rows decoded together (default: what memory holds)
+    # "mask": SDPA over the whole cache with a boolean mask; "flex": each row reads its own columns
+    # (decode_attention.py, a lever being measured)
+    decode_attention: str = "mask"
 
 
 @dataclass(frozen=True)
@@ -132,10 +138,16 @@ class SegmentRun:
         cursor, columns, last = self.cursor, self.columns, self.cache_length - 1
         model, sampling = self.engine.model, self.engine.settings.sampling
 
+        blocks = (SlotBlocks(starts, cache.positions, self.cache_length)
+                  if self.engine.settings.decode_attention == "flex" else None)
+
         def step() -> None:
             positions = cache.positions
-            visible = (columns[None, :] >= starts[:, None]) & (columns[None, :] <= positions[:, None])
-            logits = model(input_ids=tokens[:, None], attention_mask=visible[:, None, None, :],
+            if blocks is not None:
+                mask = blocks.mask()
+            else:
+                mask = ((columns[None, :] >= starts[:, None]) & (columns[None, :] <= positions[:, None]))[:, None, None]
+            logits = model(input_ids=tokens[:, None], attention_mask=mask,
                            position_ids=(positions - starts)[:, None], past_key_values=cache, use_cache=True).logits
             chosen = next_tokens(logits[:, -1, :], sampling, seen)
             if seen is not None:
@@ -226,6 +238,11 @@ class StaticEngine:
     """Generates for many prompts at once; call `generate` with token ids per record id."""
 
     def __init__(self, model, settings: EngineSettings, device: torch.device):
+        if settings.decode_attention not in ("mask", "flex"):
+            raise ValueError(f"decode_attention {settings.decode_attention!r} is not 'mask' or 'flex'")
+        problem = flex_problem(model) if settings.decode_attention == "flex" else None
+        if problem:
+            raise ValueError(f"decode_attention 'flex': {problem}")
         self.model, self.settings, self.device = model, settings, device
         self.shape = model_shape(model)
         self.stats = EngineStats()
@@ -283,6 +300,13 @@ class StaticEngine:
         empty = [record_id for record_id, ids in prompts.items() if not ids]
         if empty:
             raise ValueError(f"records {empty[:5]} have no prompt tokens; every prompt needs at least one")
+        if self.settings.decode_attention == "flex":
+            with DecodeAttention(self.model):
+                return self.generate_segments(prompts, on_finished)
+        return self.generate_segments(prompts, on_finished)
+
+    def generate_segments(self, prompts: Dict[Hashable, List[int]],
+                          on_finished: Callable[[List[Finished]], None]) -> EngineStats:
         stats = self.stats
         for segment in self.plan(prompts):
             stats.segments.append({"cache_length": segment.cache_length, "slots": segment.slots,
