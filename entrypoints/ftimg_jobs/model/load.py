@@ -12,7 +12,7 @@ import transformers
 
 from ftimg_jobs.errors import JobError
 from ftimg_jobs.model.attention import FLASH, FLASH4, FLASH4_ARCHITECTURES, AttentionProbe, choose_attention
-from ftimg_jobs.model.flash4_attention import distribution_installed, flash4_problem, use_flash4_attention
+from ftimg_jobs.model.flash4_attention import distribution_installed, flash4_problem, model_problem, use_flash4_attention
 from ftimg_jobs.model.precision import torch_dtype, training_compute_dtype
 
 log = logging.getLogger("ftimg_jobs")
@@ -32,9 +32,13 @@ def select_attention(model_args, weights_dtype, compute_dtype=None) -> dict:
     cuda = torch.cuda.is_available()
     capability = tuple(torch.cuda.get_device_capability()) if cuda else None
     half = (torch.float16, torch.bfloat16)
+    flash4_could_run = cuda and capability[0] in FLASH4_ARCHITECTURES
+    # The model's own refusal (head size, sliding window, dropout) counts before loading, so that the
+    # next choice (flash-attn 2 where installed) is taken rather than SDPA after the fact.
+    problem = flash4_problem(flash4_could_run) or (model_config_problem(model_args, capability)
+                                                   if flash4_could_run else None)
     # By distribution name: flash-attn-4 installs a flash_attn package too (flash_attn.cute).
-    probe = AttentionProbe(flash2_installed=distribution_installed("flash-attn"),
-                           flash4_problem=flash4_problem(cuda and capability[0] in FLASH4_ARCHITECTURES),
+    probe = AttentionProbe(flash2_installed=distribution_installed("flash-attn"), flash4_problem=problem,
                            cuda=cuda, capability=capability, half_weights=weights_dtype in half,
                            half_compute=(compute_dtype or weights_dtype) in half)
     requested = model_args.attn_implementation
@@ -44,6 +48,19 @@ def select_attention(model_args, weights_dtype, compute_dtype=None) -> dict:
     if model_args.flash_attn and implementation not in (FLASH, FLASH4):
         log.warning("--flash_attn: %s; using %s instead", reason, implementation)
     return {"implementation": implementation, "reason": reason, "requested": requested}
+
+
+def model_config_problem(model_args, capability: tuple):
+    """Why FlashAttention-4 cannot run the model at --model_name_or_path (None: it can, or its config is unreadable,
+    which loading the model then reports with the flag's name)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path,
+                                            trust_remote_code=model_args.trust_remote_code)
+    except (OSError, ValueError):
+        return None
+    return model_problem(config, capability)
 
 
 def local_device_index() -> int:

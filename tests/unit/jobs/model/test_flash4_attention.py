@@ -139,3 +139,39 @@ def test_float32_outside_autocast_stays_off_the_kernels():
     assert flash4_attention.compute_dtype(query.bfloat16()) == torch.bfloat16
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert flash4_attention.compute_dtype(query) == torch.bfloat16
+
+
+@pytest.fixture
+def hopper_with_both_packages(monkeypatch):
+    """What select_attention probes on an H100/H200 whose image has flash-attn-4 and flash-attn 2."""
+    from ftimg_jobs.model import load
+
+    monkeypatch.setattr(load.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(load.torch.cuda, "get_device_capability", lambda *_: (9, 0))
+    monkeypatch.setattr(load, "flash4_problem", lambda gpu_could_run_it: None)
+    installed = {"flash-attn": True}
+    monkeypatch.setattr(load, "distribution_installed", lambda name: installed[name])
+    return load, installed
+
+
+def model_args(path, requested="auto"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(model_name_or_path=str(path), trust_remote_code=False, attn_implementation=requested,
+                           flash_attn=False)
+
+
+def test_a_model_flash4_refuses_takes_flash_attn_2_where_installed_before_loading(hopper_with_both_packages, tmp_path):
+    load, installed = hopper_with_both_packages
+    transformers.MistralConfig(sliding_window=4096).save_pretrained(tmp_path / "mistral")
+    transformers.LlamaConfig().save_pretrained(tmp_path / "llama")
+    assert load.select_attention(model_args(tmp_path / "llama"), torch.bfloat16)["implementation"] == "flash_attention_4"
+    chosen = load.select_attention(model_args(tmp_path / "mistral"), torch.bfloat16)
+    assert chosen["implementation"] == "flash_attention_2" and "sliding-window" in chosen["reason"]
+    installed["flash-attn"] = False
+    chosen = load.select_attention(model_args(tmp_path / "mistral"), torch.bfloat16)
+    assert chosen["implementation"] == "sdpa" and "sliding-window" in chosen["reason"]
+    from ftimg_jobs.errors import JobError
+
+    with pytest.raises(JobError, match="--attn_implementation flash_attention_4: .*sliding-window"):
+        load.select_attention(model_args(tmp_path / "mistral", "flash_attention_4"), torch.bfloat16)
