@@ -31,7 +31,7 @@ _compiled = {"flex_attention": None}
 def flex_problem(model) -> Optional[str]:
     """Why FlexAttention's decoding cannot run this model here (None: it can)."""
     try:
-        from torch.nn.attention.flex_attention import BlockMask, flex_attention  # noqa: F401
+        from torch.nn.attention.flex_attention import BlockMask
     except ImportError:
         return f"torch {torch.__version__} has no FlexAttention (torch 2.5+)"
     import inspect
@@ -42,7 +42,8 @@ def flex_problem(model) -> Optional[str]:
 
     implementation = model.config._attn_implementation
     if implementation not in ALL_ATTENTION_FUNCTIONS:
-        return f"prefill would need the model's own {implementation!r} attention, which is not in transformers' registry"
+        return (f"prefill would need the model's own {implementation!r} attention, which is not in "
+                "transformers' registry")
     return None
 
 

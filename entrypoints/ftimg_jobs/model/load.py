@@ -12,7 +12,8 @@ import transformers
 
 from ftimg_jobs.errors import JobError
 from ftimg_jobs.model.attention import FLASH, FLASH4, FLASH4_ARCHITECTURES, AttentionProbe, choose_attention
-from ftimg_jobs.model.flash4_attention import distribution_installed, flash4_problem, model_problem, use_flash4_attention
+from ftimg_jobs.model.flash4_attention import (distribution_installed, flash4_problem, model_problem,
+                                               use_flash4_attention)
 from ftimg_jobs.model.precision import torch_dtype, training_compute_dtype
 
 log = logging.getLogger("ftimg_jobs")

@@ -161,11 +161,12 @@ def model_args(path, requested="auto"):
                            flash_attn=False)
 
 
-def test_a_model_flash4_refuses_takes_flash_attn_2_where_installed_before_loading(hopper_with_both_packages, tmp_path):
+def test_a_model_flash4_refuses_takes_flash_attn_2_where_installed(hopper_with_both_packages, tmp_path):
     load, installed = hopper_with_both_packages
     transformers.MistralConfig(sliding_window=4096).save_pretrained(tmp_path / "mistral")
     transformers.LlamaConfig().save_pretrained(tmp_path / "llama")
-    assert load.select_attention(model_args(tmp_path / "llama"), torch.bfloat16)["implementation"] == "flash_attention_4"
+    llama = load.select_attention(model_args(tmp_path / "llama"), torch.bfloat16)
+    assert llama["implementation"] == "flash_attention_4"
     chosen = load.select_attention(model_args(tmp_path / "mistral"), torch.bfloat16)
     assert chosen["implementation"] == "flash_attention_2" and "sliding-window" in chosen["reason"]
     installed["flash-attn"] = False
