@@ -12,11 +12,12 @@ import time
 PROCESS_STARTED = time.time()  # set-up time counts the imports below
 
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-from transformers import set_seed  # noqa: E402
+from transformers import TrainerCallback, set_seed  # noqa: E402
 
 from speed_model import classification_examples, fixed_length_examples, variable_length_examples  # noqa: E402
 from speed_stats import run_rate  # noqa: E402
@@ -52,10 +53,29 @@ def flop_parameters(model) -> int:
     return sum(parameter.numel() for parameter in model.parameters()) - embedding
 
 
+class DeviceAllocations(TrainerCallback):
+    """cudaMalloc calls and reserved GiB after each step: a slow step that allocated is the allocator's doing."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            stats = torch.cuda.memory_stats()
+            self.steps.append((stats.get("num_device_alloc", 0), round(stats["reserved_bytes.all.current"] / 2 ** 30, 2)))
+
+    def per_step(self) -> dict:
+        counts = [count for count, _ in self.steps]
+        return {"device_allocs": [later - earlier for earlier, later in zip([0] + counts, counts)],
+                "reserved_gib": [reserved for _, reserved in self.steps]}
+
+
 def train_run(case) -> dict:
     run_dir = Path(case["run_dir"])
     set_seed(SEED)  # LoRA's initial weights and dropout masks: the same random stream on both sides
     trainer, throughput, notes = builder(case)(case, run_dir, dataset(case))
+    allocations = DeviceAllocations()
+    trainer.add_callback(allocations)
     setup_seconds = time.time() - PROCESS_STARTED
     started = time.time()
     trainer.train()
@@ -72,6 +92,8 @@ def train_run(case) -> dict:
             "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
             "step_seconds": [round(step["seconds"], 4) for step in throughput.steps],
             "step_tokens": [step["tokens"] for step in throughput.steps],
+            "step_allocations": allocations.per_step(),
+            "allocator": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
             "notes": notes}
 
 
