@@ -24,7 +24,6 @@ is written at the end of every call (speed_report.py).
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -89,13 +88,11 @@ def ensure_model(work: Path, tiny: bool) -> Path:
 
 
 def run_one(run_spec: dict, timeout_s: float) -> dict:
-    """One run in its own process, with the case's environment; its RESULT line, or what went wrong with the
-    tail of its log."""
+    """One run in its own process; its RESULT line, or what went wrong with the tail of its log."""
     started = time.time()
     try:
         completed = subprocess.run([sys.executable, str(HERE / "speed_cases.py"), json.dumps(run_spec)],
-                                   capture_output=True, text=True, timeout=timeout_s,
-                                   env={**os.environ, **run_spec.get("env", {})})
+                                   capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as expired:
         tail = (expired.stderr or b"")[-2500:]
         return {"error": f"stopped after {timeout_s:.0f} s", "log_tail": tail.decode(errors="replace")

@@ -12,7 +12,6 @@ import time
 PROCESS_STARTED = time.time()  # set-up time counts the imports below
 
 import json  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -93,7 +92,6 @@ def train_run(case) -> dict:
             "step_seconds": [round(step["seconds"], 4) for step in throughput.steps],
             "step_tokens": [step["tokens"] for step in throughput.steps],
             "step_allocations": allocations.per_step(),
-            "allocator": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
             "notes": notes}
 
 

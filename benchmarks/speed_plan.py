@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 SHORTEST = 50  # variable-length and cls examples have 50..max tokens (issue 15)
-EXPANDABLE_SEGMENTS = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,12 @@ class Run:
 def case(name: str, side: str, method: str, data: str, seq: int, batch: int, **extra) -> dict:
     """``data``: fixed (every example ``seq`` long), varlen or cls (lengths in [SHORTEST, seq])."""
     return {"name": name, "side": side, "method": method, "data": data, "seq": seq, "batch": batch,
-            "shortest": SHORTEST, "task": "cls" if data == "cls" else "causal", "gc": False, "argv": [], "env": {},
-            **extra}
+            "shortest": SHORTEST, "task": "cls" if data == "cls" else "causal", "gc": False, "argv": [], **extra}
 
 
 def pairs(shapes: Shapes) -> List[Pair]:
     """Every pair, most important first. Baselines checkpoint every layer, as the seeds train."""
     budget = ["--gpu_memory_budget_gib", "24"]
-    cls_baseline = case("baseline-cls-padded", "baseline", "lora", "cls", shapes.cls, 8, gc=True)
-    varlen_baseline = case("baseline-varlen-padded", "baseline", "lora", "varlen", shapes.varlen, 4, gc=True)
     qlora_baseline = case("baseline-qlora-gc", "baseline", "qlora", "fixed", shapes.fixed, 1, gc=True)
     full_baseline = case("baseline-full-gc", "baseline", "full", "fixed", shapes.fixed, 1, gc=True)
     return [
@@ -70,11 +66,13 @@ def pairs(shapes: Shapes) -> List[Pair]:
         Pair("qlora", f"QLoRA 7B @{shapes.fixed}, budget 24 GiB", ">= 2.2x at <= 24 GiB", qlora_baseline,
              case("ftimg-qlora-24gib", "ftimg", "qlora", "fixed", shapes.fixed, 1, argv=budget)),
         Pair("cls", f"cls (LoRA), lengths {SHORTEST}-{shapes.cls}, batch 8 (non-padding tok/s)", ">= 2x",
-             cls_baseline, case("ftimg-cls", "ftimg", "lora", "cls", shapes.cls, 8)),
+             case("baseline-cls-padded", "baseline", "lora", "cls", shapes.cls, 8, gc=True),
+             case("ftimg-cls", "ftimg", "lora", "cls", shapes.cls, 8)),
         Pair("full", f"full fine-tuning 7B @{shapes.fixed}", ">= 1.5x; MFU reported",
              full_baseline, case("ftimg-full", "ftimg", "full", "fixed", shapes.fixed, 1)),
         Pair("varlen", f"LoRA bf16, lengths {SHORTEST}-{shapes.varlen}, batch 4 (real tok/s)", ">= 3x",
-             varlen_baseline, case("ftimg-varlen", "ftimg", "lora", "varlen", shapes.varlen, 4)),
+             case("baseline-varlen-padded", "baseline", "lora", "varlen", shapes.varlen, 4, gc=True),
+             case("ftimg-varlen", "ftimg", "lora", "varlen", shapes.varlen, 4)),
         # Same baseline as the QLoRA pair: its runs are measured once and shared.
         Pair("qlora-lean", f"QLoRA 7B @{shapes.fixed}, every layer checkpointed", "<= 8 GiB at >= 1.6x",
              qlora_baseline,
@@ -86,15 +84,6 @@ def pairs(shapes: Shapes) -> List[Pair]:
              full_baseline,
              case("ftimg-full-adamw", "ftimg", "full", "fixed", shapes.fixed, 1,
                   argv=["--eight_bit_optimizer", "False"])),
-        # A lever, not a default: the CUDA caching allocator's expandable segments. Batches of changing width
-        # (cls rows, padding-free rows) ask for tensors of new sizes; without it the allocator carves them from
-        # blocks cut for earlier sizes and calls cudaMalloc when none fits. Same baselines as the pairs above.
-        Pair("cls-expandable", f"cls (LoRA), lengths {SHORTEST}-{shapes.cls}, batch 8, expandable segments",
-             "lever for >= 2x", cls_baseline,
-             case("ftimg-cls-expandable", "ftimg", "lora", "cls", shapes.cls, 8, env=EXPANDABLE_SEGMENTS)),
-        Pair("varlen-expandable", f"LoRA bf16, lengths {SHORTEST}-{shapes.varlen}, batch 4, expandable segments",
-             "lever for >= 3x", varlen_baseline,
-             case("ftimg-varlen-expandable", "ftimg", "lora", "varlen", shapes.varlen, 4, env=EXPANDABLE_SEGMENTS)),
     ]
 
 

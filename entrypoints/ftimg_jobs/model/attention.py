@@ -15,13 +15,6 @@ CHOICES = ("auto", FLASH4, FLASH, "sdpa", "eager")
 # flash-attn 2 or SDPA serve those GPUs.
 FLASH4_ARCHITECTURES = {9: "Hopper", 10: "Blackwell", 11: "Blackwell (Jetson Thor)"}
 
-# Padding-free rows longer than this attend one example at a time with SDPA instead of FlashAttention-4's varlen
-# kernel. Measured on an H200 (issue 15's variable-length case: 7B LoRA, rows of 4 examples of 50-2,048 tokens):
-# with the varlen kernel every measured step whose row held more than 4,096 tokens took 0.80-1.12 s (39 steps over
-# 3 runs), those at or below it 0.24-0.55 s (21 steps); with one SDPA call per example (one run) the steps above
-# took 0.39-0.53 s. Over the run that was 10,534 real tokens/s against 6,025. The cause in the kernel is not known.
-FLASH4_VARLEN_MAX_TOKENS = 4096
-
 
 @dataclass(frozen=True)
 class AttentionProbe:
@@ -89,11 +82,6 @@ def flash4_usable_reason(probe: AttentionProbe) -> str:
     major, minor = probe.capability
     return (f"FlashAttention-4 (flash-attn-4) imports and the GPU is {FLASH4_ARCHITECTURES[major]} "
             f"(compute capability {major}.{minor})")
-
-
-def flash4_varlen_takes(row_tokens: int) -> bool:
-    """Whether a padding-free row of this many tokens runs FlashAttention-4's varlen kernel (else SDPA per example)."""
-    return row_tokens <= FLASH4_VARLEN_MAX_TOKENS
 
 
 def flash4_model_problem(head_dim: int, capability: tuple, sliding_window: bool, attention_dropout: float):

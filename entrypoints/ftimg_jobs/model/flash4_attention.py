@@ -13,8 +13,7 @@ and passes their longest length as a GPU tensor. Here the boundaries are read on
 Where each call runs (the model is loaded as SDPA, then switched to this function):
 - no mask and as many queries as keys (training rows, prefill): FlashAttention-4, causal. A row
   whose position ids restart (a padding-free row) runs the varlen kernel over its examples, other
-  rows the fixed-length kernel. A padding-free row over FLASH4_VARLEN_MAX_TOKENS tokens runs one
-  SDPA call per example instead (packed_attention.py): measured faster there (model/attention.py).
+  rows the fixed-length kernel.
 - a padded batch, decoding against a cache, a non-causal module: transformers' own SDPA function with
   the mask transformers' sdpa_mask builds, exactly as attn_implementation="sdpa" runs them. A padded
   batch never reaches the fixed-length kernel, which would attend to its padding.
@@ -35,7 +34,7 @@ from typing import Optional
 import torch
 
 from ftimg_jobs.generate.engine_choice import uses_sliding_window
-from ftimg_jobs.model.attention import flash4_model_problem, flash4_varlen_takes
+from ftimg_jobs.model.attention import flash4_model_problem
 from ftimg_jobs.model.packed_attention import packed_causal_attention, row_bounds, row_cu_seqlens
 
 log = logging.getLogger("ftimg_jobs")
@@ -114,8 +113,6 @@ def flash4_attention(module, query, key, value, attention_mask, dropout: float =
                                        position_ids=position_ids)
     length = query.shape[2]
     packed = query.shape[0] == 1 and len(row_bounds(position_ids, length)) > 1
-    if packed and not flash4_varlen_takes(length):
-        return packed_causal_attention(module, query, key, value, None, scaling=scaling, position_ids=position_ids)
     from flash_attn.cute import flash_attn_func, flash_attn_varlen_func
 
     # The kernels take (batch, L, heads, dim) with any strides whose last one is 1: no copies.

@@ -5,7 +5,7 @@ import logging
 import torch
 
 from ftimg_jobs.data.packing import flatten_examples, real_token_count
-from ftimg_jobs.model.attention import FLASH, FLASH4, FLASH4_VARLEN_MAX_TOKENS
+from ftimg_jobs.model.attention import FLASH
 
 log = logging.getLogger("ftimg_jobs")
 
@@ -52,6 +52,4 @@ def choose_collator(pad_collator, speed_args, attention: dict) -> tuple:
         log.info("padding-free batches skipped: %s; padding each batch to its longest example", reason)
         return pad_collator, {"padding_free": False, "reason": reason}
     reason = f"{attention['implementation']} attention separates examples by position ids"
-    if attention["implementation"] == FLASH4:
-        reason += f" (rows over {FLASH4_VARLEN_MAX_TOKENS} tokens: one SDPA call per example, measured faster there)"
     return PaddingFreeCollator(), {"padding_free": True, "reason": reason}

@@ -2,10 +2,31 @@
 
 import importlib.util
 import logging
+import os
 
 import torch
 
 log = logging.getLogger("ftimg_jobs")
+
+# liger-kernel 0.8.5+ chooses each op's kernel at call time. Where nvidia-cutlass-dsl is installed (flash-attn-4
+# brings it) its RoPE switches to a CuTe DSL kernel for calls of 131,072+ query head-rows (4,096 tokens of a
+# 32-head model), and that kernel is compiled for each new sequence length: every padding-free row of a new
+# length, and every new cls width, compiled one (H200, issue 15: steps over 4,096 tokens took 2-3x as long).
+# Its Triton RoPE serves every length from one compile. Liger reads the RoPE variable at each call; a
+# choice the user made (for RoPE, or for every op) is kept.
+LIGER_ROPE_ENV = ("LIGER_KERNEL_IMPL_ROPE", "LIGER_KERNEL_BACKEND_ROPE", "LIGER_KERNEL_IMPL", "LIGER_KERNEL_BACKEND")
+LIGER_ROPE_KERNEL = "nvidia-triton"
+
+
+def pin_liger_rope(env=None) -> str:
+    """Route Liger's RoPE to its Triton kernel unless the environment (the process's by default) names one;
+    returns the choice."""
+    env = os.environ if env is None else env
+    for name in LIGER_ROPE_ENV:
+        if env.get(name):
+            return f"{env[name]} ({name} given)"
+    env[LIGER_ROPE_ENV[0]] = LIGER_ROPE_KERNEL
+    return f"{LIGER_ROPE_KERNEL} (one compile for every sequence length)"
 
 
 def liger_unavailable_reason(model):
@@ -34,5 +55,7 @@ def apply_liger(model, speed_args, causal_lm: bool) -> dict:
 
     # The fused linear + cross-entropy never materialises the logits; it only fits causal-LM heads.
     _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=causal_lm, cross_entropy=False)
-    log.info("liger kernels: RMSNorm, SwiGLU, RoPE%s", ", fused linear cross-entropy" if causal_lm else "")
-    return {"applied": True, "fused_loss": causal_lm, "reason": "liger-kernel installed and the GPU supports it"}
+    rope = pin_liger_rope()
+    log.info("liger kernels: RMSNorm, SwiGLU, RoPE (%s)%s", rope, ", fused linear cross-entropy" if causal_lm else "")
+    return {"applied": True, "fused_loss": causal_lm, "rope": rope,
+            "reason": "liger-kernel installed and the GPU supports it"}

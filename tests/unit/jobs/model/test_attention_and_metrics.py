@@ -4,8 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from ftimg_jobs.model.attention import (FLASH4_VARLEN_MAX_TOKENS, AttentionProbe, choose_attention,
-                                       flash4_model_problem, flash4_varlen_takes)
+from ftimg_jobs.model.attention import AttentionProbe, choose_attention, flash4_model_problem
 from ftimg_jobs.train.metrics import classification_metrics, regression_metrics
 
 H200 = AttentionProbe(flash2_installed=True, flash4_problem=None, cuda=True, capability=(9, 0),
@@ -25,12 +24,6 @@ def test_flash4_first_on_hopper_and_blackwell_in_half_precision():
                              ((11, 0), "Blackwell")]:
         implementation, reason = choose(capability=capability)
         assert implementation == "flash_attention_4" and name in reason
-
-
-def test_padding_free_rows_take_flash4_varlen_only_up_to_its_measured_limit():
-    assert flash4_varlen_takes(50) and flash4_varlen_takes(FLASH4_VARLEN_MAX_TOKENS)
-    assert not flash4_varlen_takes(FLASH4_VARLEN_MAX_TOKENS + 1)
-    assert FLASH4_VARLEN_MAX_TOKENS == 4096  # the measured boundary (model/attention.py): change it with a measurement
 
 
 def test_flash4_runs_under_autocast_over_fp32_weights():
