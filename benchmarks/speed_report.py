@@ -170,8 +170,11 @@ def merge(paths) -> dict:
         runs = {name: dict(by_repeat) for name, by_repeat in merged["runs"].items()}
         for name, by_repeat in loaded["runs"].items():
             runs.setdefault(name, {}).update(by_repeat)
+        # A call that ran no loss-parity run (--parity-steps 0) keeps the parity runs an earlier call made.
+        parity_steps = max(merged["settings"].get("parity_steps") or 0, loaded["settings"].get("parity_steps") or 0)
         merged = {**loaded, "calls": merged["calls"] + loaded["calls"], "runs": runs,
-                  "cases": {**merged["cases"], **loaded["cases"]}}
+                  "cases": {**merged["cases"], **loaded["cases"]},
+                  "settings": {**loaded["settings"], "parity_steps": parity_steps}}
     return merged
 
 

@@ -1,0 +1,24 @@
+"""Merging the results of several benchmark calls into one report (speed_report.merge)."""
+
+import json
+
+from speed_report import merge
+from speed_results import FORMAT
+
+
+def results(runs: dict, parity_steps: int, gpu: str) -> dict:
+    return {"format": FORMAT, "settings": {"steps": 20, "parity_steps": parity_steps}, "pairs": [],
+            "calls": [{"environment": {"gpu": gpu}}], "cases": {name: {"name": name} for name in runs}, "runs": runs}
+
+
+def test_a_later_call_replaces_its_cases_runs_and_keeps_the_earlier_parity_runs(tmp_path):
+    first = tmp_path / "first.json"
+    second = tmp_path / "second.json"
+    first.write_text(json.dumps(results({"ftimg-cls": {"0": {"tokens_per_second": 1}, "1": {"tokens_per_second": 2}},
+                                         "ftimg-lora-24gib": {"0": {"losses": [3.0]}}}, 50, "H200 a")))
+    second.write_text(json.dumps(results({"ftimg-cls": {"0": {"tokens_per_second": 9}}}, 0, "H200 b")))
+    merged = merge([first, second])
+    assert merged["runs"]["ftimg-cls"] == {"0": {"tokens_per_second": 9}, "1": {"tokens_per_second": 2}}
+    assert merged["runs"]["ftimg-lora-24gib"] == {"0": {"losses": [3.0]}}
+    assert merged["settings"]["parity_steps"] == 50
+    assert [call["environment"]["gpu"] for call in merged["calls"]] == ["H200 a", "H200 b"]
