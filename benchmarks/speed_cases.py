@@ -61,7 +61,8 @@ class DeviceAllocations(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if torch.cuda.is_available():
             stats = torch.cuda.memory_stats()
-            self.steps.append((stats.get("num_device_alloc", 0), round(stats["reserved_bytes.all.current"] / 2 ** 30, 2)))
+            reserved_gib = round(stats["reserved_bytes.all.current"] / 2 ** 30, 2)
+            self.steps.append((stats.get("num_device_alloc", 0), reserved_gib))
 
     def per_step(self) -> dict:
         counts = [count for count, _ in self.steps]
