@@ -42,8 +42,8 @@ def rope_step(length: int) -> None:
 
     q = torch.randn(BATCH, HEADS, length, DIM, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     k = torch.randn(BATCH, KV_HEADS, length, DIM, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    frequencies = 10000 ** (-torch.arange(DIM // 2, device="cuda") / (DIM // 2))
-    angles = torch.arange(length, device="cuda").float()[:, None] * frequencies
+    wavelengths = 10000 ** (torch.arange(DIM // 2, device="cuda") / DIM)
+    angles = torch.arange(length, device="cuda").float()[:, None] / wavelengths
     angles = torch.cat([angles, angles], dim=-1)[None]
     q_out, k_out = liger_rotary_pos_emb(q * 1, k * 1, angles.cos().bfloat16(), angles.sin().bfloat16())
     (q_out.float().sum() + k_out.float().sum()).backward()
