@@ -53,20 +53,29 @@ def flop_parameters(model) -> int:
 
 
 class DeviceAllocations(TrainerCallback):
-    """cudaMalloc calls and reserved GiB after each step: a slow step that allocated is the allocator's doing."""
+    """cudaMalloc calls during each step and reserved GiB after it: a slow step that allocated is the allocator's
+    doing."""
 
     def __init__(self):
+        self.before_training = 0
         self.steps = []
 
+    @staticmethod
+    def stats() -> dict:
+        return torch.cuda.memory_stats() if torch.cuda.is_available() else {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.before_training = self.stats().get("num_device_alloc", 0)
+
     def on_step_end(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            stats = torch.cuda.memory_stats()
-            reserved_gib = round(stats["reserved_bytes.all.current"] / 2 ** 30, 2)
+        stats = self.stats()
+        if stats:
+            reserved_gib = round(stats.get("reserved_bytes.all.current", 0) / 2 ** 30, 2)
             self.steps.append((stats.get("num_device_alloc", 0), reserved_gib))
 
     def per_step(self) -> dict:
         counts = [count for count, _ in self.steps]
-        return {"device_allocs": [later - earlier for earlier, later in zip([0] + counts, counts)],
+        return {"device_allocs": [later - earlier for earlier, later in zip([self.before_training] + counts, counts)],
                 "reserved_gib": [reserved for _, reserved in self.steps]}
 
 

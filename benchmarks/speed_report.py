@@ -3,7 +3,7 @@
     python benchmarks/speed_report.py --out docs RESULTS.json [MORE.json ...]
 
 Writes OUT/performance-table.md, OUT/performance.png and OUT/performance-results.json
-(the merged runs: a later file's run of a case and repeat replaces an earlier one's).
+(the merged runs: a case a later file ran is taken whole from that file, every repeat).
 speed_benchmark.py writes the same files into its --out at the end of every call.
 """
 
@@ -102,7 +102,7 @@ def mfu_lines(results: dict) -> list:
                 continue
             mfu = full_finetuning_mfu(summary["rate"]["median"], runs[0]["flop_parameters"], gpu)
             parts.append(f"{side} {'unknown' if mfu is None else f'{mfu:.1%}'}")
-        if parts:
+        if len(parts) == 2:
             peak_text = f"{peak:.0f} TFLOP/s dense bf16" if peak else f"unknown peak for {gpu or 'no GPU'}"
             lines.append(f"MFU ({pair['label']}; 6·N FLOP a token, N without the input embedding, over "
                          f"{peak_text}; recomputed layers and attention not counted): {', '.join(parts)}.")
@@ -167,11 +167,10 @@ def merge(paths) -> dict:
         if merged is None:
             merged = loaded
             continue
-        runs = {name: dict(by_repeat) for name, by_repeat in merged["runs"].items()}
-        for name, by_repeat in loaded["runs"].items():
-            runs.setdefault(name, {}).update(by_repeat)
+        # A case the later call ran is taken whole from it, so that no case mixes two calls' repeats.
+        runs = {**merged["runs"], **{name: dict(by_repeat) for name, by_repeat in loaded["runs"].items() if by_repeat}}
         # A call that ran no loss-parity run (--parity-steps 0) keeps the parity runs an earlier call made.
-        parity_steps = max(merged["settings"].get("parity_steps") or 0, loaded["settings"].get("parity_steps") or 0)
+        parity_steps = loaded["settings"].get("parity_steps") or merged["settings"].get("parity_steps") or 0
         merged = {**loaded, "calls": merged["calls"] + loaded["calls"], "runs": runs,
                   "cases": {**merged["cases"], **loaded["cases"]},
                   "settings": {**loaded["settings"], "parity_steps": parity_steps}}

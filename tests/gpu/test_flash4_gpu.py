@@ -120,11 +120,12 @@ def test_padding_free_row_runs_varlen_within_each_example():
     assert (whole_row - exact[0]).abs().max().item() > 0.1  # boundaries matter: the check can fail
 
 
-def test_a_padding_free_row_of_more_than_4096_tokens_runs_the_varlen_kernel_as_exactly(monkeypatch):
+def test_a_padding_free_row_of_more_than_4096_tokens_runs_the_varlen_kernel_as_exact_as_sdpa(monkeypatch):
     """Long rows stay on the varlen kernel (their slow steps were Liger's RoPE, train/kernels.py), as exact as SDPA."""
     from ftimg_jobs.model import flash4_attention as module
 
     lengths = [2048, 1500, 900, 1200]
+    assert sum(lengths) > 4096
     q, k, v = qkv(batch=1, length=sum(lengths), seed=2)
     grad_output = torch.randn(1, sum(lengths), HEADS, DIM, device="cuda", dtype=torch.bfloat16)
     row = positions(lengths)

@@ -73,7 +73,8 @@ def test_unpinned_liger_compiles_a_cute_rope_kernel_for_each_new_length_over_409
 
 
 def test_pinned_rope_compiles_no_cute_kernel_for_new_lengths(no_liger_choice, monkeypatch):
-    monkeypatch.setenv(LIGER_ROPE_ENV[0], "")  # restored after the test; pin_liger_rope writes the process's
+    # Recorded by monkeypatch, so the pin that pin_liger_rope writes into the process's environment is undone after.
+    monkeypatch.setenv(LIGER_ROPE_ENV[0], "")
     assert pin_liger_rope().startswith("nvidia-triton")
     before = compiled_cute_rope_kernels()
     for length in (4096 + 192, 4096 + 256, 6000):

@@ -11,14 +11,22 @@ def results(runs: dict, parity_steps: int, gpu: str) -> dict:
             "calls": [{"environment": {"gpu": gpu}}], "cases": {name: {"name": name} for name in runs}, "runs": runs}
 
 
-def test_a_later_call_replaces_its_cases_runs_and_keeps_the_earlier_parity_runs(tmp_path):
+def test_a_case_the_later_call_ran_comes_whole_from_it_and_the_earlier_parity_runs_stay(tmp_path):
     first = tmp_path / "first.json"
     second = tmp_path / "second.json"
     first.write_text(json.dumps(results({"ftimg-cls": {"0": {"tokens_per_second": 1}, "1": {"tokens_per_second": 2}},
                                          "ftimg-lora-24gib": {"0": {"losses": [3.0]}}}, 50, "H200 a")))
     second.write_text(json.dumps(results({"ftimg-cls": {"0": {"tokens_per_second": 9}}}, 0, "H200 b")))
     merged = merge([first, second])
-    assert merged["runs"]["ftimg-cls"] == {"0": {"tokens_per_second": 9}, "1": {"tokens_per_second": 2}}
+    assert merged["runs"]["ftimg-cls"] == {"0": {"tokens_per_second": 9}}
     assert merged["runs"]["ftimg-lora-24gib"] == {"0": {"losses": [3.0]}}
     assert merged["settings"]["parity_steps"] == 50
     assert [call["environment"]["gpu"] for call in merged["calls"]] == ["H200 a", "H200 b"]
+
+
+def test_the_later_calls_own_parity_setting_wins_when_it_ran_parity_runs(tmp_path):
+    first = tmp_path / "first.json"
+    second = tmp_path / "second.json"
+    first.write_text(json.dumps(results({"ftimg-lora-24gib": {"0": {"losses": [3.0]}}}, 50, "H200")))
+    second.write_text(json.dumps(results({"ftimg-lora-24gib": {"0": {"losses": [2.0]}}}, 30, "H200")))
+    assert merge([first, second])["settings"]["parity_steps"] == 30

@@ -1,9 +1,15 @@
 """Which Liger kernel serves RoPE (train/kernels.py)."""
 
+import os
+import sys
+import types
+from types import SimpleNamespace
+
 import pytest
 
 pytest.importorskip("torch")
 
+from ftimg_jobs.train import kernels  # noqa: E402
 from ftimg_jobs.train.kernels import pin_liger_rope  # noqa: E402
 
 
@@ -25,3 +31,20 @@ def test_an_empty_variable_is_no_choice():
     env = {"LIGER_KERNEL_IMPL_ROPE": ""}
     pin_liger_rope(env)
     assert env["LIGER_KERNEL_IMPL_ROPE"] == "nvidia-triton"
+
+
+def test_applying_liger_pins_its_rope_and_says_so(monkeypatch):
+    """apply_liger patches the model and pins RoPE in the process environment; run.json gets the choice."""
+    patched = []
+    monkey_patch = types.ModuleType("liger_kernel.transformers.monkey_patch")
+    monkey_patch._apply_liger_kernel_to_instance = lambda **kwargs: patched.append(kwargs)
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers.monkey_patch", monkey_patch)
+    monkeypatch.setattr(kernels, "liger_unavailable_reason", lambda model: None)
+    monkeypatch.setenv("LIGER_KERNEL_IMPL_ROPE", "")  # recorded, so the pin is undone after the test
+    for name in ("LIGER_KERNEL_BACKEND_ROPE", "LIGER_KERNEL_IMPL", "LIGER_KERNEL_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    model = object()
+    note = kernels.apply_liger(model, SimpleNamespace(liger_kernels=True), causal_lm=False)
+    assert patched == [{"model": model, "fused_linear_cross_entropy": False, "cross_entropy": False}]
+    assert note["rope"] == "nvidia-triton (one compile for every sequence length)"
+    assert os.environ["LIGER_KERNEL_IMPL_ROPE"] == "nvidia-triton"
