@@ -111,13 +111,12 @@ def flash4_attention(module, query, key, value, attention_mask, dropout: float =
     if dtype is None or dropout or not query.is_cuda:
         return packed_causal_attention(module, query, key, value, None, dropout=dropout, scaling=scaling,
                                        position_ids=position_ids)
-    length = query.shape[2]
-    packed = query.shape[0] == 1 and len(row_bounds(position_ids, length)) > 1
     from flash_attn.cute import flash_attn_func, flash_attn_varlen_func
 
     # The kernels take (batch, L, heads, dim) with any strides whose last one is 1: no copies.
     query, key, value = (tensor.transpose(1, 2).to(dtype) for tensor in (query, key, value))
-    if packed:
+    length = query.shape[1]
+    if query.shape[0] == 1 and len(row_bounds(position_ids, length)) > 1:
         cu_seqlens, longest = row_cu_seqlens(position_ids, length)
         output, _ = flash_attn_varlen_func(query[0], key[0], value[0], cu_seqlens_q=cu_seqlens,
                                            cu_seqlens_k=cu_seqlens, max_seqlen_q=longest, max_seqlen_k=longest,

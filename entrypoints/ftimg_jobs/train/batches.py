@@ -51,5 +51,5 @@ def choose_collator(pad_collator, speed_args, attention: dict) -> tuple:
     if reason:
         log.info("padding-free batches skipped: %s; padding each batch to its longest example", reason)
         return pad_collator, {"padding_free": False, "reason": reason}
-    reason = f"{attention['implementation']} attention separates examples by position ids"
-    return PaddingFreeCollator(), {"padding_free": True, "reason": reason}
+    return PaddingFreeCollator(), {"padding_free": True, "reason": f"{attention['implementation']} attention "
+                                                                   "separates examples by position ids"}
