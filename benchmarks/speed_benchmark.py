@@ -52,6 +52,8 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=3, help="runs of each case, alternating within a pair")
     parser.add_argument("--parity-steps", type=int, default=50, help="steps of the LoRA pair's loss-parity run "
                         "(its first repeat runs this long; 0: no loss comparison)")
+    parser.add_argument("--profile-steps", type=int, default=0, help="after the measured steps, trace this many "
+                        "more on the GPU and record kernel time against wall time (speed_profile.py)")
     parser.add_argument("--only", default="", help="comma-separated pairs (lora, qlora, cls, full, varlen, "
                         "qlora-lean, full-adamw) or case names; default: all")
     parser.add_argument("--deadline-s", type=float, default=0, help="start no run that would end after this "
@@ -59,7 +61,8 @@ def parse_args():
     parser.add_argument("--run-timeout-s", type=float, default=600, help="stop a single run after this long")
     args = parser.parse_args()
     problems = [f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least {least}"
-                for name, least in (("steps", 1), ("warmup", 0), ("repeats", 1), ("parity_steps", 0))
+                for name, least in (("steps", 1), ("warmup", 0), ("repeats", 1), ("parity_steps", 0),
+                                              ("profile_steps", 0))
                 if getattr(args, name) < least]
     if problems:
         parser.error("; ".join(problems))
@@ -132,6 +135,11 @@ def report_run(name: str, repeat: int, result: dict) -> None:
     print(f"{name} r{repeat}: {result['tokens_per_second']:,.0f} tok/s, median step {result['median_step_seconds']:.3f}"
           f" s, set-up {result['setup_seconds']:.0f} s, wall {result['wall_s']:.0f} s"
           + (f", peak {peak:.1f} GiB" if peak else ""), flush=True)
+    profile = result.get("profile")
+    if profile:
+        print(f"  traced {profile['steps']} steps: GPU busy {profile['gpu_busy_seconds_per_step']:.3f} of "
+              f"{profile['wall_seconds_per_step']:.3f} s a step ({profile['gpu_busy_share']:.0%}), "
+              f"{profile['kernels_per_step']:,.0f} kernels a step", flush=True)
 
 
 def run_pending(pending: list, results: dict, args, started: float, gpu, model_dir: Path, results_path: Path):
@@ -158,6 +166,7 @@ def run_pending(pending: list, results: dict, args, started: float, gpu, model_d
             return
         until_deadline = args.deadline_s - elapsed if args.deadline_s else float("inf")
         spec = {**run.case, "total_steps": run.total_steps, "warmup": args.warmup, "steps": args.steps,
+                "profile_steps": args.profile_steps,
                 "model_dir": str(model_dir), "run_dir": str(Path(args.work) / "runs" / f"{name}-r{repeat}")}
         result = run_one(spec, max(min(args.run_timeout_s, until_deadline), 1))
         record_run(results, run.case, repeat, {**result, "call": len(results["calls"]) - 1})
@@ -199,7 +208,7 @@ def main() -> int:
     results["calls"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment})
     results["pairs"] = [asdict(pair) for pair in all_pairs]
     model_dir = ensure_model(work, args.tiny)
-    order = run_order(chosen, args.repeats, args.warmup + args.steps, args.parity_steps)
+    order = run_order(chosen, args.repeats, args.warmup + args.steps + args.profile_steps, args.parity_steps)
     pending = [run for run in order if not is_measured(results, *run.key)]
     print(f"{len(order) - len(pending)} of {len(order)} runs already measured in {results_path}", flush=True)
     run_pending(pending, results, args, started, environment["gpu"], model_dir, results_path)

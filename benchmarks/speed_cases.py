@@ -85,6 +85,13 @@ def train_run(case) -> dict:
     trainer, throughput, notes = builder(case)(case, run_dir, dataset(case))
     allocations = DeviceAllocations()
     trainer.add_callback(allocations)
+    profile = None
+    if case.get("profile_steps") and torch.cuda.is_available():
+        from speed_profile import StepProfile
+
+        # After the measured steps, so that tracing never slows a measured one.
+        profile = StepProfile(after=case["warmup"] + case["steps"], steps=case["profile_steps"])
+        trainer.add_callback(profile)
     setup_seconds = time.time() - PROCESS_STARTED
     started = time.time()
     trainer.train()
@@ -102,6 +109,7 @@ def train_run(case) -> dict:
             "step_seconds": [round(step["seconds"], 4) for step in throughput.steps],
             "step_tokens": [step["tokens"] for step in throughput.steps],
             "step_allocations": allocations.per_step(),
+            "profile": profile.result if profile else None,
             "notes": notes}
 
 

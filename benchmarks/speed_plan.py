@@ -57,21 +57,25 @@ def case(name: str, side: str, method: str, data: str, seq: int, batch: int, **e
 def pairs(shapes: Shapes) -> List[Pair]:
     """Every pair, most important first. Baselines checkpoint every layer, as the seeds train."""
     budget = ["--gpu_memory_budget_gib", "24"]
+    compile_on = ["--compile_layers", "True"]
+    cls_baseline = case("baseline-cls-padded", "baseline", "lora", "cls", shapes.cls, 8, gc=True)
+    varlen_baseline = case("baseline-varlen-padded", "baseline", "lora", "varlen", shapes.varlen, 4, gc=True)
+    lora_baseline = case("baseline-lora-gc", "baseline", "lora", "fixed", shapes.fixed, 1, gc=True)
     qlora_baseline = case("baseline-qlora-gc", "baseline", "qlora", "fixed", shapes.fixed, 1, gc=True)
     full_baseline = case("baseline-full-gc", "baseline", "full", "fixed", shapes.fixed, 1, gc=True)
     return [
         Pair("lora", f"LoRA bf16 7B @{shapes.fixed}, budget 24 GiB", ">= 2.0x at <= 24 GiB",
-             case("baseline-lora-gc", "baseline", "lora", "fixed", shapes.fixed, 1, gc=True),
+             lora_baseline,
              case("ftimg-lora-24gib", "ftimg", "lora", "fixed", shapes.fixed, 1, argv=budget), loss_parity=True),
         Pair("qlora", f"QLoRA 7B @{shapes.fixed}, budget 24 GiB", ">= 2.2x at <= 24 GiB", qlora_baseline,
              case("ftimg-qlora-24gib", "ftimg", "qlora", "fixed", shapes.fixed, 1, argv=budget)),
         Pair("cls", f"cls (LoRA), lengths {SHORTEST}-{shapes.cls}, batch 8 (non-padding tok/s)", ">= 2x",
-             case("baseline-cls-padded", "baseline", "lora", "cls", shapes.cls, 8, gc=True),
+             cls_baseline,
              case("ftimg-cls", "ftimg", "lora", "cls", shapes.cls, 8)),
         Pair("full", f"full fine-tuning 7B @{shapes.fixed}", ">= 1.5x; MFU reported",
              full_baseline, case("ftimg-full", "ftimg", "full", "fixed", shapes.fixed, 1)),
         Pair("varlen", f"LoRA bf16, lengths {SHORTEST}-{shapes.varlen}, batch 4 (real tok/s)", ">= 3x",
-             case("baseline-varlen-padded", "baseline", "lora", "varlen", shapes.varlen, 4, gc=True),
+             varlen_baseline,
              case("ftimg-varlen", "ftimg", "lora", "varlen", shapes.varlen, 4)),
         # Same baseline as the QLoRA pair: its runs are measured once and shared.
         Pair("qlora-lean", f"QLoRA 7B @{shapes.fixed}, every layer checkpointed", "<= 8 GiB at >= 1.6x",
@@ -84,6 +88,27 @@ def pairs(shapes: Shapes) -> List[Pair]:
              full_baseline,
              case("ftimg-full-adamw", "ftimg", "full", "fixed", shapes.fixed, 1,
                   argv=["--eight_bit_optimizer", "False"])),
+        # Regional torch.compile of the decoder layers (--compile_layers True), each against its pair's baseline.
+        Pair("lora-compile", f"LoRA bf16 7B @{shapes.fixed}, budget 24 GiB, --compile_layers True",
+             "lever for >= 2.0x", lora_baseline,
+             case("ftimg-lora-24gib-compile", "ftimg", "lora", "fixed", shapes.fixed, 1, argv=budget + compile_on),
+             loss_parity=True),
+        Pair("qlora-compile", f"QLoRA 7B @{shapes.fixed}, budget 24 GiB, --compile_layers True",
+             "lever for >= 2.2x", qlora_baseline,
+             case("ftimg-qlora-24gib-compile", "ftimg", "qlora", "fixed", shapes.fixed, 1, argv=budget + compile_on)),
+        Pair("qlora-lean-compile", f"QLoRA 7B @{shapes.fixed}, every layer checkpointed, --compile_layers True",
+             "lever for >= 1.6x", qlora_baseline,
+             case("ftimg-qlora-lean-compile", "ftimg", "qlora", "fixed", shapes.fixed, 1,
+                  argv=["--gradient_checkpointing", "True"] + compile_on)),
+        Pair("varlen-compile", f"LoRA bf16, lengths {SHORTEST}-{shapes.varlen}, batch 4, --compile_layers True",
+             "lever for >= 3x", varlen_baseline,
+             case("ftimg-varlen-compile", "ftimg", "lora", "varlen", shapes.varlen, 4, argv=compile_on)),
+        Pair("cls-compile", f"cls (LoRA), lengths {SHORTEST}-{shapes.cls}, batch 8, --compile_layers True",
+             "lever for >= 2x", cls_baseline,
+             case("ftimg-cls-compile", "ftimg", "lora", "cls", shapes.cls, 8, argv=compile_on)),
+        Pair("full-compile", f"full fine-tuning 7B @{shapes.fixed}, --compile_layers True", "lever for >= 1.5x",
+             full_baseline,
+             case("ftimg-full-compile", "ftimg", "full", "fixed", shapes.fixed, 1, argv=compile_on)),
     ]
 
 

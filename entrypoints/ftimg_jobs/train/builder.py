@@ -13,9 +13,10 @@ from ftimg_jobs.model.lora import apply_lora, count_parameters
 from ftimg_jobs.model.packed_attention import use_packed_attention
 from ftimg_jobs.model.sdpa_backends import apply_sdpa_priority
 from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_free_unavailable_reason
-from ftimg_jobs.train.checkpointing import plan_checkpointing, prepare_for_training
+from ftimg_jobs.train.checkpointing import decoder_layers, plan_checkpointing, prepare_for_training
 from ftimg_jobs.train.kernels import apply_liger
 from ftimg_jobs.train.optimizer import choose_optimizer
+from ftimg_jobs.train.regional_compile import apply_regional_compile, compile_unavailable_reason
 from ftimg_jobs.train.throughput import ThroughputCallback
 
 log = logging.getLogger("ftimg_jobs")
@@ -33,12 +34,16 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
             and padding_free_unavailable_reason("sdpa") is None and use_packed_attention(model)):
         attention["implementation"] = "sdpa, one causal call per example (packed_attention.py)"
     notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args),
-             "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM),
+             "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM,
+                                  layers_compiled=not compile_unavailable_reason(speed_args)),
              "sdpa_backends": apply_sdpa_priority(attention["implementation"])}
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, task_type=task_type)
+    # Compiled before the checkpointing plan wraps a layer: its recompute replays the compiled forward.
+    notes["compile"] = apply_regional_compile(model, decoder_layers(model), speed_args)
     notes["gradient_checkpointing"] = plan_checkpointing(model, lora_args, speed_args, training_args,
-                                                         tokens_per_step, notes["liger"])
+                                                         tokens_per_step, notes["liger"],
+                                                         compiled=notes["compile"]["applied"])
     log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
              count_parameters(model))
     return model, attention, notes

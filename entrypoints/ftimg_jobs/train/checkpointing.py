@@ -79,7 +79,8 @@ def budget_bytes(speed_args) -> int:
     return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory * DEFAULT_BUDGET_SHARE)
 
 
-def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_step: int, liger: dict) -> dict:
+def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_step: int, liger: dict,
+                       compiled: bool = False) -> dict:
     """Checkpoint the fewest decoder layers that keep a step within the memory budget; returns the plan."""
     if training_args.gradient_checkpointing:
         return {"layers": "all", "reason": "--gradient_checkpointing True"}
@@ -97,7 +98,7 @@ def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_s
                              optim=getattr(training_args.optim, "value", training_args.optim),
                              fused_loss=liger.get("fused_loss", False),
                              lora_dropout=lora_args.use_lora and lora_args.lora_dropout > 0,
-                             fused_mlp=liger.get("applied", False))
+                             fused_mlp=liger.get("fused_mlp", False) or compiled)
         count = layers_to_checkpoint(len(layers), budget, memory)
         reason = describe_plan(count, len(layers), budget, memory)
     else:

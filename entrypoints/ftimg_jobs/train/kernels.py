@@ -44,19 +44,29 @@ def liger_unavailable_reason(model):
     return None
 
 
-def apply_liger(model, speed_args, causal_lm: bool) -> dict:
-    """Patch the base model (before LoRA wraps it) with Liger's fused kernels; returns what was done."""
+def apply_liger(model, speed_args, causal_lm: bool, layers_compiled: bool = False) -> dict:
+    """Patch the base model (before LoRA wraps it) with Liger's fused kernels; returns what was done.
+
+    ``layers_compiled``: the decoder layers go through torch.compile (train/regional_compile.py), which
+    fuses norms, RoPE and SwiGLU itself; only the fused linear + cross-entropy is applied then.
+    """
     if not speed_args.liger_kernels:
         return {"applied": False, "reason": "--liger_kernels False"}
     reason = liger_unavailable_reason(model)
     if reason:
         log.info("liger kernels skipped: %s", reason)
         return {"applied": False, "reason": reason}
+    if layers_compiled and not causal_lm:
+        return {"applied": False, "reason": "the compiled decoder layers fuse what Liger would; no causal-LM loss"}
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
 
+    in_layers = not layers_compiled
     # The fused linear + cross-entropy never materialises the logits; it only fits causal-LM heads.
-    _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=causal_lm, cross_entropy=False)
-    rope = pin_liger_rope()
-    log.info("liger kernels: RMSNorm, SwiGLU, RoPE (%s)%s", rope, ", fused linear cross-entropy" if causal_lm else "")
-    return {"applied": True, "fused_loss": causal_lm, "rope": rope,
-            "reason": "liger-kernel installed and the GPU supports it"}
+    _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=causal_lm, cross_entropy=False,
+                                    rms_norm=in_layers, swiglu=in_layers, rope=in_layers)
+    kernels = (["RMSNorm", "SwiGLU", "RoPE"] if in_layers else []) + (["fused linear cross-entropy"] if causal_lm else [])
+    rope = pin_liger_rope() if in_layers else None
+    log.info("liger kernels: %s%s", ", ".join(kernels), f" (RoPE: {rope})" if rope else "")
+    return {"applied": True, "fused_loss": causal_lm, "fused_mlp": in_layers, "kernels": kernels, "rope": rope,
+            "reason": "liger-kernel installed and the GPU supports it"
+                      + ("; the compiled layers fuse the rest" if layers_compiled else "")}

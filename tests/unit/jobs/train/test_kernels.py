@@ -45,6 +45,35 @@ def test_applying_liger_pins_its_rope_and_says_so(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     model = object()
     note = kernels.apply_liger(model, SimpleNamespace(liger_kernels=True), causal_lm=False)
-    assert patched == [{"model": model, "fused_linear_cross_entropy": False, "cross_entropy": False}]
+    assert patched == [{"model": model, "fused_linear_cross_entropy": False, "cross_entropy": False,
+                        "rms_norm": True, "swiglu": True, "rope": True}]
     assert note["rope"] == "nvidia-triton (one compile for every sequence length)"
+    assert note["fused_mlp"] is True
     assert os.environ["LIGER_KERNEL_IMPL_ROPE"] == "nvidia-triton"
+
+
+def stand_in_liger(monkeypatch) -> list:
+    patched = []
+    monkey_patch = types.ModuleType("liger_kernel.transformers.monkey_patch")
+    monkey_patch._apply_liger_kernel_to_instance = lambda **kwargs: patched.append(kwargs)
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers.monkey_patch", monkey_patch)
+    monkeypatch.setattr(kernels, "liger_unavailable_reason", lambda model: None)
+    return patched
+
+
+def test_compiled_layers_keep_only_the_fused_loss(monkeypatch):
+    """Under regional compilation inductor fuses norms, RoPE and SwiGLU; Liger only replaces the loss."""
+    patched = stand_in_liger(monkeypatch)
+    monkeypatch.delenv("LIGER_KERNEL_IMPL_ROPE", raising=False)
+    model = object()
+    note = kernels.apply_liger(model, SimpleNamespace(liger_kernels=True), causal_lm=True, layers_compiled=True)
+    assert patched == [{"model": model, "fused_linear_cross_entropy": True, "cross_entropy": False,
+                        "rms_norm": False, "swiglu": False, "rope": False}]
+    assert note["kernels"] == ["fused linear cross-entropy"] and note["fused_mlp"] is False
+    assert note["rope"] is None and "LIGER_KERNEL_IMPL_ROPE" not in os.environ
+
+
+def test_compiled_cls_layers_need_no_liger(monkeypatch):
+    patched = stand_in_liger(monkeypatch)
+    note = kernels.apply_liger(object(), SimpleNamespace(liger_kernels=True), causal_lm=False, layers_compiled=True)
+    assert patched == [] and note["applied"] is False and "compiled decoder layers" in note["reason"]

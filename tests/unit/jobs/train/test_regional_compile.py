@@ -1,0 +1,76 @@
+"""Regional compilation of the decoder layers (train/regional_compile.py), on CPU with a tracing backend."""
+
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from ftimg_jobs.model import packed_attention  # noqa: E402
+from ftimg_jobs.train import regional_compile  # noqa: E402
+from ftimg_jobs.train.checkpointing import checkpoint_layer, decoder_layers  # noqa: E402
+
+
+def tiny_llama(seed: int = 0):
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=97,
+                                      attn_implementation="sdpa")
+    return transformers.LlamaForCausalLM(config).train()
+
+
+def loss_and_grads(model, ids, position_ids=None):
+    out = model(input_ids=ids, labels=ids, position_ids=position_ids)
+    out.loss.backward()
+    return out.loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("checkpointed", [0, 2])
+def test_compiled_layers_train_like_the_eager_ones(checkpointed):
+    """Same loss and gradients; the compiled forward is what a checkpoint wrapper replays."""
+    ids = torch.randint(0, 97, (2, 24), generator=torch.Generator().manual_seed(1))
+    eager = tiny_llama()
+    compiled = tiny_llama()
+    torch._dynamo.reset()
+    regional_compile.compile_layers(decoder_layers(compiled), compiled, backend="aot_eager")
+    for layer in decoder_layers(compiled)[:checkpointed]:
+        checkpoint_layer(layer)
+    expected_loss, expected = loss_and_grads(eager, ids)
+    loss, grads = loss_and_grads(compiled, ids)
+    torch.testing.assert_close(loss, expected_loss)
+    assert grads.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(grads[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert all(hasattr(layer.forward, "_torchdynamo_orig_callable") or layer.forward.__name__ == "checkpointed_forward"
+               for layer in decoder_layers(compiled))
+
+
+def test_the_jobs_attention_stays_out_of_the_graph():
+    """A padding-free row's per-example attention runs eagerly between the layer's two graphs."""
+    model = tiny_llama()
+    assert packed_attention.use_packed_attention(model)
+    calls = []
+
+    def watched(*args, **kwargs):
+        calls.append(torch.compiler.is_compiling())
+        return packed_attention.packed_causal_attention(*args, **kwargs)
+
+    try:
+        regional_compile.EAGER_ATTENTION[packed_attention.NAME] = watched
+        torch._dynamo.reset()
+        regional_compile.compile_layers(decoder_layers(model), model, backend="aot_eager")
+        ids = torch.randint(0, 97, (1, 20), generator=torch.Generator().manual_seed(2))
+        position_ids = torch.tensor([list(range(12)) + list(range(8))])
+        loss, _ = loss_and_grads(model, ids, position_ids)
+    finally:
+        regional_compile.EAGER_ATTENTION[packed_attention.NAME] = packed_attention.packed_causal_attention
+    assert calls and not any(calls)
+    assert torch.isfinite(loss)
+
+
+def test_off_by_default_and_on_cpu():
+    assert regional_compile.compile_unavailable_reason(SimpleNamespace(compile_layers=False)) == "--compile_layers False"
+    if not torch.cuda.is_available():
+        note = regional_compile.apply_regional_compile(tiny_llama(), [], SimpleNamespace(compile_layers=True))
+        assert note == {"applied": False, "reason": "no GPU: the CPU keeps the eager layers"}
