@@ -41,8 +41,12 @@ def pair_row(pair: dict, runs: dict) -> str:
     if baseline is None and ftimg is None:
         reason = failure(baseline_runs) or failure(ftimg_runs) or "not measured"
         return f"| {pair['label']} | {pair['target']} | {reason} | | | | | | |"
-    ratios = pair_ratios(baseline_runs, ftimg_runs)
-    per_repeat = ", ".join(f"{ratio:.2f}" for ratio in ratios["per_repeat"].values()) or "-"
+    calls = {run.get("call") for run in [*baseline_runs.values(), *ftimg_runs.values()] if run.get("tokens_per_second")}
+    if len(calls) > 1:  # a ratio only ever compares runs of one call (one machine, alternating)
+        ratios, per_repeat = {}, "sides from different calls"
+    else:
+        ratios = pair_ratios(baseline_runs, ftimg_runs)
+        per_repeat = ", ".join(f"{ratio:.2f}" for ratio in ratios["per_repeat"].values()) or "-"
     counts = f"{baseline['rate']['n'] if baseline else 0} / {ftimg['rate']['n'] if ftimg else 0}"
     return (f"| {pair['label']} | {pair['target']} | {rate_cell(baseline)} | {rate_cell(ftimg)} | "
             f"**{number(ratios.get('of_medians'), 2)}** | {per_repeat} | "
@@ -167,8 +171,12 @@ def merge(paths) -> dict:
         if merged is None:
             merged = loaded
             continue
-        # A case the later call ran is taken whole from it, so that no case mixes two calls' repeats.
-        runs = {**merged["runs"], **{name: dict(by_repeat) for name, by_repeat in loaded["runs"].items() if by_repeat}}
+        # A case the later call ran is taken whole from it, so that no case mixes two calls' repeats; its runs'
+        # call numbers move past the earlier file's calls.
+        offset = len(merged["calls"])
+        later = {name: {repeat: {**run, "call": run.get("call", 0) + offset} for repeat, run in by_repeat.items()}
+                 for name, by_repeat in loaded["runs"].items() if by_repeat}
+        runs = {**merged["runs"], **later}
         # A call that ran no loss-parity run (--parity-steps 0) keeps the parity runs an earlier call made.
         parity_steps = loaded["settings"].get("parity_steps") or merged["settings"].get("parity_steps") or 0
         merged = {**loaded, "calls": merged["calls"] + loaded["calls"], "runs": runs,

@@ -1,6 +1,7 @@
 """How fast versus how lean a training step is (the levers themselves are in train/)."""
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 # --gradient_checkpointing_layers: let the memory budget decide.
 AUTO_LAYERS = -1
@@ -21,10 +22,11 @@ class SpeedArguments:
                 "--gradient_checkpointing True checkpoints them all."})
     gpu_memory_budget_gib: float = field(default=0.0, metadata={
         "help": "GPU memory the automatic checkpointing choice may plan for (0: 90%% of the GPU's memory)."})
-    compile_layers: bool = field(default=False, metadata={
-        "help": "Compile each decoder layer with torch.compile (one graph for all layers of a model; GPU only): "
-                "norms, RoPE, SwiGLU and the LoRA arithmetic fused, with far fewer kernel launches. Attention "
-                "stays out of the graph. The first step pays the compile."})
+    compile_layers: Optional[bool] = field(default=None, metadata={
+        "help": "Compile each decoder layer with torch.compile (one graph serves every layer; GPU, torch 2.5+): "
+                "norms, RoPE, SwiGLU and the LoRA arithmetic fused, far fewer kernel launches; attention stays "
+                "out of the graph and the first steps pay the compile. Unset: on for LoRA/QLoRA sft, where it was "
+                "measured (docs/performance.md); pass True for cls and full fine-tuning, False to turn it off."})
     eight_bit_optimizer: bool = field(default=True, metadata={
         "help": "Full fine-tuning on a GPU: use bitsandbytes' paged 8-bit AdamW when --optim is left at its "
                 "default (a quarter of AdamW's state memory)."})

@@ -33,14 +33,19 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
     if (task_type == CAUSAL_LM and speed_args.padding_free and attention["implementation"] == "sdpa"
             and padding_free_unavailable_reason("sdpa") is None and use_packed_attention(model)):
         attention["implementation"] = "sdpa, one causal call per example (packed_attention.py)"
+    # Compiled layers were measured for LoRA/QLoRA sft; elsewhere they are a flag away.
+    measured = task_type == CAUSAL_LM and lora_args.use_lora and not training_args.deepspeed
+    layers = decoder_layers(model)  # the same modules after LoRA wraps their linears
+    no_compile = compile_unavailable_reason(speed_args, measured_here=measured) or (
+        None if layers else "no list of decoder layers found in this model")
     notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args),
              "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM,
-                                  layers_compiled=not compile_unavailable_reason(speed_args)),
+                                  layers_compiled=no_compile is None),
              "sdpa_backends": apply_sdpa_priority(attention["implementation"])}
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, task_type=task_type)
     # Compiled before the checkpointing plan wraps a layer: its recompute replays the compiled forward.
-    notes["compile"] = apply_regional_compile(model, decoder_layers(model), speed_args)
+    notes["compile"] = apply_regional_compile(model, layers, no_compile)
     notes["gradient_checkpointing"] = plan_checkpointing(model, lora_args, speed_args, training_args,
                                                          tokens_per_step, notes["liger"],
                                                          compiled=notes["compile"]["applied"])

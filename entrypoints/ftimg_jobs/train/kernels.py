@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from ftimg_jobs.train.toolchain import triton_toolchain_problem
+
 log = logging.getLogger("ftimg_jobs")
 
 # liger-kernel 0.8.5+ chooses each op's kernel at call time. Where nvidia-cutlass-dsl is installed (flash-attn-4
@@ -41,7 +43,7 @@ def liger_unavailable_reason(model):
         return f"liger-kernel does not load with this stack: {error}"
     if model.config.model_type not in MODEL_TYPE_TO_APPLY_LIGER_FN:
         return f"liger-kernel has no kernels for model type {model.config.model_type!r}"
-    return None
+    return triton_toolchain_problem()
 
 
 def apply_liger(model, speed_args, causal_lm: bool, layers_compiled: bool = False) -> dict:

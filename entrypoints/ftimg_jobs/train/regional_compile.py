@@ -1,9 +1,10 @@
 """Regional compilation: each decoder layer's forward through torch.compile, the attention call left out.
 
-A training step of a 7B model launches tens of thousands of small kernels (norms, RoPE, SwiGLU,
-every LoRA adapter's matmuls, scale and add), each after a Python call. On a GPU host with a slow
-CPU the GPU waits for them. Compiling the decoder layer fuses the pointwise work and runs each
-layer's pieces from one graph. Every layer of a model has the same code and shapes, so one
+A training step of a 7B model launches thousands of small kernels (norms, RoPE, SwiGLU, every
+LoRA adapter's matmuls, scale and add), each after a Python call, and the host CPUs of GPU
+machines are slow: profiled on an H200 (benchmarks/speed_profile.py), the GPU was busy for only
+58-77% of an eager LoRA/QLoRA step. Compiling the decoder layer fuses the pointwise work and runs
+each layer's pieces from one graph. Every layer of a model has the same code and shapes, so one
 compile serves all of them (torch 2.5+ keeps module parameters as graph inputs, not constants).
 
 Liger's per-layer kernels (RMSNorm, SwiGLU, RoPE) are not applied under compilation: inductor
@@ -13,29 +14,43 @@ CuTe kernels, or the per-example SDPA of padding-free rows) runs eagerly between
 """
 
 import logging
+from typing import Optional
 
 import torch
 
 from ftimg_jobs.model import flash4_attention, packed_attention
+from ftimg_jobs.train.toolchain import triton_toolchain_problem
 
 log = logging.getLogger("ftimg_jobs")
 
 # Attention functions registered by the jobs that dynamo must not trace into.
 EAGER_ATTENTION = {flash4_attention.NAME: flash4_attention.flash4_attention,
                    packed_attention.NAME: packed_attention.packed_causal_attention}
-# One graph per distinct input shape: fixed-length rows compile once, variable rows once more
-# (dynamic), cls widths likewise; the limit only has to cover the layers' shared entries.
+# Entries per compiled code object: one per input shape class (fixed rows compile once, variable rows
+# once more as dynamic), per requires_grad of the layer's input; the layers share them.
 RECOMPILE_LIMIT = 64
+OLDEST_TORCH = (2, 5)
 
 
-def compile_unavailable_reason(speed_args) -> str:
-    if not speed_args.compile_layers:
+def torch_version() -> tuple:
+    return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+
+
+def compile_unavailable_reason(speed_args, measured_here: bool) -> Optional[str]:
+    """Why the layers stay eager (None: compile them).
+
+    ``measured_here``: the job is one whose compiled layers were measured (LoRA/QLoRA sft); the
+    unset flag turns compilation on only there.
+    """
+    if speed_args.compile_layers is False:
         return "--compile_layers False"
+    if speed_args.compile_layers is None and not measured_here:
+        return "off by default for this job (measured for LoRA/QLoRA sft only); --compile_layers True turns it on"
     if not torch.cuda.is_available():
         return "no GPU: the CPU keeps the eager layers"
-    if not hasattr(torch.compiler, "disable") or not hasattr(torch.nn.Module, "compile"):
-        return f"torch {torch.__version__} has no regional compilation (torch 2.5+)"
-    return ""
+    if torch_version() < OLDEST_TORCH:
+        return f"torch {torch.__version__} compiles each layer separately; regional compilation needs torch 2.5+"
+    return triton_toolchain_problem()
 
 
 def keep_attention_eager(model) -> None:
@@ -56,10 +71,11 @@ def compile_layers(layers: list, model, backend: str = "inductor") -> None:
         layer.forward = torch.compile(layer.forward, backend=backend)
 
 
-def apply_regional_compile(model, layers: list, speed_args) -> dict:
-    reason = compile_unavailable_reason(speed_args)
+def apply_regional_compile(model, layers: list, reason: Optional[str]) -> dict:
+    """``reason``: compile_unavailable_reason's answer, worked out before Liger was applied."""
     if reason:
+        log.info("decoder layers stay eager: %s", reason)
         return {"applied": False, "reason": reason}
     compile_layers(layers, model)
-    log.info("torch.compile: %d decoder layers (attention left eager); the first step compiles", len(layers))
-    return {"applied": True, "layers": len(layers), "reason": "--compile_layers True"}
+    log.info("torch.compile: %d decoder layers (attention left eager); the first steps compile", len(layers))
+    return {"applied": True, "layers": len(layers), "reason": "torch.compile of each decoder layer"}

@@ -8,8 +8,8 @@ def names(runs):
 
 def test_pairs_come_most_important_first():
     assert [pair.name for pair in pairs(SHAPES_7B)] == ["lora", "qlora", "cls", "full", "varlen", "qlora-lean",
-                                                      "full-adamw", "lora-compile", "qlora-compile",
-                                                      "qlora-lean-compile", "varlen-compile", "cls-compile",
+                                                      "full-adamw", "lora-eager", "qlora-eager",
+                                                      "qlora-lean-eager", "varlen-eager", "cls-compile",
                                                       "full-compile"]
 
 
@@ -23,10 +23,11 @@ def test_the_issue_15_shapes():
     assert by_name["full-adamw"].baseline is by_name["full"].baseline
     assert by_name["full-adamw"].ftimg["argv"] == ["--eight_bit_optimizer", "False"]
     assert all(pair.baseline["gc"] for pair in by_name.values())
-    for name in ("lora", "qlora", "qlora-lean", "varlen", "cls", "full"):
-        lever = by_name[f"{name}-compile"]
-        assert lever.baseline is by_name[name].baseline
-        assert lever.ftimg["argv"] == by_name[name].ftimg["argv"] + ["--compile_layers", "True"]
+    for name, lever, flag in (("lora", "eager", "False"), ("qlora", "eager", "False"), ("qlora-lean", "eager", "False"),
+                              ("varlen", "eager", "False"), ("cls", "compile", "True"), ("full", "compile", "True")):
+        pair = by_name[f"{name}-{lever}"]
+        assert pair.baseline is by_name[name].baseline
+        assert pair.ftimg["argv"] == by_name[name].ftimg["argv"] + ["--compile_layers", flag]
 
 
 def test_no_ftimg_case_fixes_lora_dropout():
@@ -46,7 +47,7 @@ def test_baseline_and_ftimg_alternate_repeat_after_repeat():
 def test_only_the_lora_pairs_first_repeat_runs_long_enough_for_the_loss_curve():
     runs = run_order(pairs(SHAPES_7B), repeats=2, total_steps=23, parity_steps=50)
     long = {f"{run.case['name']} r{run.repeat}" for run in runs if run.total_steps == 50}
-    assert long == {"baseline-lora-gc r0", "ftimg-lora-24gib r0", "ftimg-lora-24gib-compile r0"}
+    assert long == {"baseline-lora-gc r0", "ftimg-lora-24gib r0"}
     assert all(run.total_steps == 23 for run in runs if f"{run.case['name']} r{run.repeat}" not in long)
 
 

@@ -69,8 +69,35 @@ def test_the_jobs_attention_stays_out_of_the_graph():
     assert torch.isfinite(loss)
 
 
-def test_off_by_default_and_on_cpu():
-    assert regional_compile.compile_unavailable_reason(SimpleNamespace(compile_layers=False)) == "--compile_layers False"
-    if not torch.cuda.is_available():
-        note = regional_compile.apply_regional_compile(tiny_llama(), [], SimpleNamespace(compile_layers=True))
-        assert note == {"applied": False, "reason": "no GPU: the CPU keeps the eager layers"}
+def flags(value):
+    return SimpleNamespace(compile_layers=value)
+
+
+def test_unset_compiles_only_the_measured_jobs(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(regional_compile, "triton_toolchain_problem", lambda: None)
+    assert regional_compile.compile_unavailable_reason(flags(None), measured_here=True) is None
+    assert "off by default for this job" in regional_compile.compile_unavailable_reason(flags(None),
+                                                                                        measured_here=False)
+    assert regional_compile.compile_unavailable_reason(flags(True), measured_here=False) is None
+    assert regional_compile.compile_unavailable_reason(flags(False), measured_here=True) == "--compile_layers False"
+
+
+def test_no_compile_without_what_it_needs(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert regional_compile.compile_unavailable_reason(flags(True), True) == "no GPU: the CPU keeps the eager layers"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch, "__version__", "2.1.2+cu121")
+    assert "needs torch 2.5+" in regional_compile.compile_unavailable_reason(flags(True), True)
+    monkeypatch.setattr(torch, "__version__", "2.11.0+cu130")
+    monkeypatch.setattr(regional_compile, "triton_toolchain_problem", lambda: "no C compiler")
+    assert regional_compile.compile_unavailable_reason(flags(None), True) == "no C compiler"
+
+
+def test_a_reason_leaves_the_layers_eager():
+    model = tiny_llama()
+    layers = decoder_layers(model)
+    forwards = [layer.forward for layer in layers]
+    note = regional_compile.apply_regional_compile(model, layers, "--compile_layers False")
+    assert note == {"applied": False, "reason": "--compile_layers False"}
+    assert [layer.forward for layer in layers] == forwards
