@@ -45,7 +45,7 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
     if lora_args.use_lora:
         model = apply_lora(model, lora_args, task_type=task_type)
     # Compiled before the checkpointing plan wraps a layer: its recompute replays the compiled forward.
-    notes["compile"] = apply_regional_compile(model, layers, no_compile)
+    notes["compile"] = apply_regional_compile(model, layers, no_compile, speed_args.compile_layers)
     notes["gradient_checkpointing"] = plan_checkpointing(model, lora_args, speed_args, training_args,
                                                          tokens_per_step, notes["liger"],
                                                          compiled=notes["compile"]["applied"])

@@ -63,19 +63,29 @@ def keep_attention_eager(model) -> None:
     AttentionInterface.register(name, torch.compiler.disable(EAGER_ATTENTION[name]))
 
 
-def compile_layers(layers: list, model, backend: str = "inductor") -> None:
-    """Replace each layer's forward with its compiled form, before any checkpoint wrapper is put around it."""
+def compile_layers(layers: list, model, backend: str = "inductor", fall_back_to_eager: bool = False) -> None:
+    """Replace each layer's forward with its compiled form, before any checkpoint wrapper is put around it.
+
+    ``fall_back_to_eager``: a layer whose graph fails to compile runs eagerly, with torch's warning in the
+    log, instead of ending the run (the default-on case: a speed lever must not break a job that the
+    eager layers train; an explicit --compile_layers True lets the error through).
+    """
     keep_attention_eager(model)
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, RECOMPILE_LIMIT)
+    if fall_back_to_eager:
+        torch._dynamo.config.suppress_errors = True
     for layer in layers:
         layer.forward = torch.compile(layer.forward, backend=backend)
 
 
-def apply_regional_compile(model, layers: list, reason: Optional[str]) -> dict:
-    """``reason``: compile_unavailable_reason's answer, worked out before Liger was applied."""
+def apply_regional_compile(model, layers: list, reason: Optional[str], requested: Optional[bool] = None) -> dict:
+    """``reason``: compile_unavailable_reason's answer, worked out before Liger was applied; ``requested``:
+    --compile_layers as given (None: the job's default)."""
     if reason:
         log.info("decoder layers stay eager: %s", reason)
         return {"applied": False, "reason": reason}
-    compile_layers(layers, model)
+    compile_layers(layers, model, fall_back_to_eager=requested is None)
     log.info("torch.compile: %d decoder layers (attention left eager); the first steps compile", len(layers))
-    return {"applied": True, "layers": len(layers), "reason": "torch.compile of each decoder layer"}
+    return {"applied": True, "layers": len(layers),
+            "reason": "--compile_layers True" if requested else
+                      "the default for LoRA/QLoRA sft on this GPU; a layer that fails to compile runs eagerly"}

@@ -101,3 +101,28 @@ def test_a_reason_leaves_the_layers_eager():
     note = regional_compile.apply_regional_compile(model, layers, "--compile_layers False")
     assert note == {"applied": False, "reason": "--compile_layers False"}
     assert [layer.forward for layer in layers] == forwards
+
+
+def failing_backend(graph_module, example_inputs):
+    raise RuntimeError("this backend cannot compile anything")
+
+
+def test_by_default_a_layer_that_fails_to_compile_trains_eagerly():
+    ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(3))
+    eager, compiled = tiny_llama(), tiny_llama()
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(suppress_errors=False):
+        regional_compile.compile_layers(decoder_layers(compiled), compiled, backend=failing_backend,
+                                        fall_back_to_eager=True)
+        expected_loss, _ = loss_and_grads(eager, ids)
+        loss, _ = loss_and_grads(compiled, ids)
+    torch.testing.assert_close(loss, expected_loss)
+
+
+def test_an_explicit_request_lets_the_compile_error_through():
+    model = tiny_llama()
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(suppress_errors=False):
+        regional_compile.compile_layers(decoder_layers(model), model, backend=failing_backend)
+        with pytest.raises(Exception, match="cannot compile anything"):
+            loss_and_grads(model, torch.randint(0, 97, (2, 16)))
