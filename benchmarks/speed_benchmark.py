@@ -19,7 +19,9 @@ continued by the next. Where one command may run only so long, repeat
     PYTHONPATH=entrypoints:benchmarks python benchmarks/speed_benchmark.py --out bench --deadline-s 530
 
 until it prints "runs left: 0". The report (performance-table.md, performance.png)
-is written at the end of every call (speed_report.py).
+is written at the end of every call (speed_report.py). A ratio only compares runs of one
+call: a pair whose repeats a deadline split over two calls shows none, so give a call time
+for whole pairs (a pair of 3 repeats takes about 5 minutes on an H200).
 """
 
 import argparse

@@ -76,6 +76,9 @@ def parity_lines(results: dict) -> list:
                          f"{steps} steps each).")
             continue
         verdict = "within" if parity["within"] else "NOT within"
+        # Loss curves do not depend on the machine's speed; say so when the two came from different calls.
+        across = (" The two curves come from different calls." if baseline.get("call") != ftimg.get("call")
+                  else "")
         (base_first, base_last), (fast_first, fast_last) = (parity["baseline_smoothed_first_last"],
                                                             parity["ftimg_smoothed_first_last"])
         caveat = "" if parity["meaningful"] else (
@@ -86,7 +89,7 @@ def parity_lines(results: dict) -> list:
             f"difference {parity['max_relative_difference_smoothed']:.2%} between the trailing "
             f"{parity['window']}-step means of the two curves ({parity['max_relative_difference_raw']:.2%} step by "
             f"step): {verdict} {parity['tolerance']:.0%}. Loss ({parity['window']}-step means) {base_first:.3f} → "
-            f"{base_last:.3f} (baseline), {fast_first:.3f} → {fast_last:.3f} (ftimg).{caveat}")
+            f"{base_last:.3f} (baseline), {fast_first:.3f} → {fast_last:.3f} (ftimg).{caveat}{across}")
     return lines
 
 

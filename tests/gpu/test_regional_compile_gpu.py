@@ -59,6 +59,6 @@ def test_compiled_layers_train_like_eager_ones_and_share_one_compile():
     print("eager", expected, "compiled", got, "graphs", counters["stats"]["unique_graphs"])
     for want, have in zip(expected, got):
         assert abs(have - want) <= 0.02 * abs(want)
-    # Two graphs a layer (before and after attention), a variant for the first layer's input without
-    # gradient: far fewer than one set per layer.
+    # SDPA traces into the graph: one graph for the layers whose input needs a gradient, a variant for the
+    # first layer's (frozen embeddings under LoRA), perhaps one for the checkpointed layer: not one per layer.
     assert 0 < counters["stats"]["unique_graphs"] < LAYERS

@@ -59,13 +59,17 @@ def apply_liger(model, speed_args, causal_lm: bool, layers_compiled: bool = Fals
         log.info("liger kernels skipped: %s", reason)
         return {"applied": False, "reason": reason}
     if layers_compiled and not causal_lm:
+        log.info("liger kernels not applied: the compiled layers fuse norms, RoPE and the MLP")
         return {"applied": False, "reason": "the compiled decoder layers fuse what Liger would; no causal-LM loss"}
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
 
     in_layers = not layers_compiled
     # The fused linear + cross-entropy never materialises the logits; it only fits causal-LM heads.
     _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=causal_lm, cross_entropy=False,
-                                    rms_norm=in_layers, swiglu=in_layers, rope=in_layers)
+                                    rms_norm=in_layers, swiglu=in_layers, rope=in_layers,
+                                    # Other models' per-layer kernels (Gemma's GeGLU, LayerNorm); Liger drops
+                                    # the names a model's patch function does not take.
+                                    geglu=in_layers, layer_norm=in_layers)
     kernels = (["RMSNorm", "SwiGLU", "RoPE"] if in_layers else []) + (["fused linear cross-entropy"] if causal_lm else [])
     rope = pin_liger_rope() if in_layers else None
     log.info("liger kernels: %s%s", ", ".join(kernels), f" (RoPE: {rope})" if rope else "")

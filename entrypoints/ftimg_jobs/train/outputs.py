@@ -10,6 +10,7 @@ from ftimg_jobs.model.device import device_info, peak_gpu_memory_bytes
 from ftimg_jobs.run_manifest import build_manifest, flat_args, write_manifest
 from ftimg_jobs.train.fingerprint_callback import FingerprintCheckpoints
 from ftimg_jobs.train.loss_plot import save_loss_curve
+from ftimg_jobs.train.regional_compile import compile_outcome
 
 log = logging.getLogger("ftimg_jobs")
 
@@ -50,6 +51,9 @@ def finish_run(trainer, *, job: str, parsed: tuple, stop, train_output, started:
         trainer.save_model(args.output_dir)
     trainer.save_state()
     exit_code = stop.exit_code
+    compiled = extra.get("speed", {}).get("compile", {})
+    if compiled.get("applied"):
+        compiled.update(compile_outcome())  # known only once the steps have run
     if trainer.is_world_process_zero():
         output_dir = Path(args.output_dir)
         save_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png", title=job)

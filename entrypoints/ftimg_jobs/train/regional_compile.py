@@ -2,10 +2,11 @@
 
 A training step of a 7B model launches thousands of small kernels (norms, RoPE, SwiGLU, every
 LoRA adapter's matmuls, scale and add), each after a Python call, and the host CPUs of GPU
-machines are slow: profiled on an H200 (benchmarks/speed_profile.py), the GPU was busy for only
-58-77% of an eager LoRA/QLoRA step. Compiling the decoder layer fuses the pointwise work and runs
-each layer's pieces from one graph. Every layer of a model has the same code and shapes, so one
-compile serves all of them (torch 2.5+ keeps module parameters as graph inputs, not constants).
+machines are slow: traced on an H200 (benchmarks/speed_profile.py, docs/performance.md), the GPU
+was busy for 65-81% of a plain Trainer + PEFT step and for about 60% of an eager ftimg LoRA/QLoRA
+step. Compiling the decoder layer fuses the pointwise work and runs each layer's pieces from one
+graph. Every layer of a model has the same code and shapes, so one compile serves all of them
+(torch 2.5+ keeps module parameters as graph inputs, not constants); run.json records the graph count.
 
 Liger's per-layer kernels (RMSNorm, SwiGLU, RoPE) are not applied under compilation: inductor
 fuses those operations itself and Liger's autograd functions would cut the graph. Its fused
@@ -30,22 +31,34 @@ EAGER_ATTENTION = {flash4_attention.NAME: flash4_attention.flash4_attention,
 # once more as dynamic), per requires_grad of the layer's input; the layers share them.
 RECOMPILE_LIMIT = 64
 OLDEST_TORCH = (2, 5)
+# Model types whose compiled layers were measured (docs/performance.md: the Llama-2-7B shape). Others,
+# whose layers may graph-break or recompile in ways not seen yet, compile when asked to.
+MEASURED_MODEL_TYPES = {"llama"}
+
+
+def measured_default(task_type_is_causal_lm: bool, use_lora: bool, deepspeed, model_type: str) -> Optional[str]:
+    """Why the unset flag leaves this job's layers eager (None: it compiles them): the measured case only."""
+    if not (task_type_is_causal_lm and use_lora):
+        return "off by default for cls and full fine-tuning (not measured yet); --compile_layers True turns it on"
+    if deepspeed:
+        return "off by default under DeepSpeed (not measured with it); --compile_layers True turns it on"
+    if model_type not in MEASURED_MODEL_TYPES:
+        return (f"off by default for model type {model_type!r} (measured for {', '.join(sorted(MEASURED_MODEL_TYPES))}"
+                " only); --compile_layers True turns it on")
+    return None
 
 
 def torch_version() -> tuple:
     return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 
 
-def compile_unavailable_reason(speed_args, measured_here: bool) -> Optional[str]:
-    """Why the layers stay eager (None: compile them).
-
-    ``measured_here``: the job is one whose compiled layers were measured (LoRA/QLoRA sft); the
-    unset flag turns compilation on only there.
-    """
+def compile_unavailable_reason(speed_args, default_off_reason: Optional[str]) -> Optional[str]:
+    """Why the layers stay eager (None: compile them). ``default_off_reason``: measured_default's answer,
+    which decides only when the flag is unset."""
     if speed_args.compile_layers is False:
         return "--compile_layers False"
-    if speed_args.compile_layers is None and not measured_here:
-        return "off by default for this job (measured for LoRA/QLoRA sft only); --compile_layers True turns it on"
+    if speed_args.compile_layers is None and default_off_reason:
+        return default_off_reason
     if not torch.cuda.is_available():
         return "no GPU: the CPU keeps the eager layers"
     if torch_version() < OLDEST_TORCH:
@@ -66,14 +79,14 @@ def keep_attention_eager(model) -> None:
 def compile_layers(layers: list, model, backend: str = "inductor", fall_back_to_eager: bool = False) -> None:
     """Replace each layer's forward with its compiled form, before any checkpoint wrapper is put around it.
 
-    ``fall_back_to_eager``: a layer whose graph fails to compile runs eagerly, with torch's warning in the
-    log, instead of ending the run (the default-on case: a speed lever must not break a job that the
-    eager layers train; an explicit --compile_layers True lets the error through).
+    ``fall_back_to_eager``: a layer whose forward graph fails to compile runs eagerly, with torch's
+    warning in the log, instead of ending the run (the default-on case: a speed lever must not break a
+    job that the eager layers train; an explicit --compile_layers True lets the error through). The
+    backward graph compiles at the first backward pass, where a failure still ends the run.
     """
     keep_attention_eager(model)
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, RECOMPILE_LIMIT)
-    if fall_back_to_eager:
-        torch._dynamo.config.suppress_errors = True
+    torch._dynamo.config.suppress_errors = fall_back_to_eager
     for layer in layers:
         layer.forward = torch.compile(layer.forward, backend=backend)
 
@@ -89,3 +102,11 @@ def apply_regional_compile(model, layers: list, reason: Optional[str], requested
     return {"applied": True, "layers": len(layers),
             "reason": "--compile_layers True" if requested else
                       "the default for LoRA/QLoRA sft on this GPU; a layer that fails to compile runs eagerly"}
+
+
+def compile_outcome() -> dict:
+    """What compiling did in this process, for run.json after training: the graphs made (shared by the
+    layers; 0 means every layer fell back to eager) and the frames dynamo was handed."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": counters["stats"]["unique_graphs"], "frames": counters["frames"]["total"]}

@@ -46,7 +46,7 @@ def test_applying_liger_pins_its_rope_and_says_so(monkeypatch):
     model = object()
     note = kernels.apply_liger(model, SimpleNamespace(liger_kernels=True), causal_lm=False)
     assert patched == [{"model": model, "fused_linear_cross_entropy": False, "cross_entropy": False,
-                        "rms_norm": True, "swiglu": True, "rope": True}]
+                        "rms_norm": True, "swiglu": True, "rope": True, "geglu": True, "layer_norm": True}]
     assert note["rope"] == "nvidia-triton (one compile for every sequence length)"
     assert note["fused_mlp"] is True
     assert os.environ["LIGER_KERNEL_IMPL_ROPE"] == "nvidia-triton"
@@ -68,7 +68,7 @@ def test_compiled_layers_keep_only_the_fused_loss(monkeypatch):
     model = object()
     note = kernels.apply_liger(model, SimpleNamespace(liger_kernels=True), causal_lm=True, layers_compiled=True)
     assert patched == [{"model": model, "fused_linear_cross_entropy": True, "cross_entropy": False,
-                        "rms_norm": False, "swiglu": False, "rope": False}]
+                        "rms_norm": False, "swiglu": False, "rope": False, "geglu": False, "layer_norm": False}]
     assert note["kernels"] == ["fused linear cross-entropy"] and note["fused_mlp"] is False
     assert note["rope"] is None and "LIGER_KERNEL_IMPL_ROPE" not in os.environ
 

@@ -12,11 +12,11 @@ from ftimg_jobs.train import regional_compile  # noqa: E402
 from ftimg_jobs.train.checkpointing import checkpoint_layer, decoder_layers  # noqa: E402
 
 
-def tiny_llama(seed: int = 0):
+def tiny_llama(seed: int = 0, layers: int = 3):
     torch.manual_seed(seed)
-    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+    config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
                                       num_attention_heads=4, num_key_value_heads=2, vocab_size=97,
-                                      attn_implementation="sdpa")
+                                      attn_implementation="sdpa", use_cache=False)  # as the jobs train
     return transformers.LlamaForCausalLM(config).train()
 
 
@@ -26,13 +26,25 @@ def loss_and_grads(model, ids, position_ids=None):
     return out.loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    """Each test starts with no compiled graphs and counters, and leaves dynamo's settings as it found them."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()  # what compile_outcome reads
+    saved = torch._dynamo.config.suppress_errors
+    yield
+    torch._dynamo.config.suppress_errors = saved
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("checkpointed", [0, 2])
 def test_compiled_layers_train_like_the_eager_ones(checkpointed):
-    """Same loss and gradients; the compiled forward is what a checkpoint wrapper replays."""
+    """Same loss and gradients; the compiled forward is what a checkpoint wrapper replays; the layers share graphs."""
     ids = torch.randint(0, 97, (2, 24), generator=torch.Generator().manual_seed(1))
     eager = tiny_llama()
     compiled = tiny_llama()
-    torch._dynamo.reset()
     regional_compile.compile_layers(decoder_layers(compiled), compiled, backend="aot_eager")
     for layer in decoder_layers(compiled)[:checkpointed]:
         checkpoint_layer(layer)
@@ -42,13 +54,18 @@ def test_compiled_layers_train_like_the_eager_ones(checkpointed):
     assert grads.keys() == expected.keys()
     for name in expected:
         torch.testing.assert_close(grads[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
-    assert all(hasattr(layer.forward, "_torchdynamo_orig_callable") or layer.forward.__name__ == "checkpointed_forward"
-               for layer in decoder_layers(compiled))
+    # SDPA traces into the graph: one graph serves the three layers (a wrapper that compiled nothing would
+    # leave none, one compile per layer three).
+    assert regional_compile.compile_outcome()["graphs"] == 1
 
 
-def test_the_jobs_attention_stays_out_of_the_graph():
-    """A padding-free row's per-example attention runs eagerly between the layer's two graphs."""
-    model = tiny_llama()
+def packed_row_graphs(monkeypatch, layers: int) -> tuple:
+    """Train one padding-free row through compiled layers; ``(graphs made, attention calls' compiling flags)``."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = tiny_llama(layers=layers)
     assert packed_attention.use_packed_attention(model)
     calls = []
 
@@ -56,17 +73,24 @@ def test_the_jobs_attention_stays_out_of_the_graph():
         calls.append(torch.compiler.is_compiling())
         return packed_attention.packed_causal_attention(*args, **kwargs)
 
+    monkeypatch.setitem(regional_compile.EAGER_ATTENTION, packed_attention.NAME, watched)
     try:
-        regional_compile.EAGER_ATTENTION[packed_attention.NAME] = watched
-        torch._dynamo.reset()
         regional_compile.compile_layers(decoder_layers(model), model, backend="aot_eager")
         ids = torch.randint(0, 97, (1, 20), generator=torch.Generator().manual_seed(2))
         position_ids = torch.tensor([list(range(12)) + list(range(8))])
         loss, _ = loss_and_grads(model, ids, position_ids)
     finally:
-        regional_compile.EAGER_ATTENTION[packed_attention.NAME] = packed_attention.packed_causal_attention
-    assert calls and not any(calls)
+        packed_attention.use_packed_attention(model)  # the plain function registered again for later tests
     assert torch.isfinite(loss)
+    return regional_compile.compile_outcome()["graphs"], calls
+
+
+def test_the_jobs_attention_stays_out_of_the_graph_and_the_layers_share_theirs(monkeypatch):
+    """A padding-free row's per-example attention runs eagerly between graphs that every layer reuses."""
+    one_layer, _ = packed_row_graphs(monkeypatch, layers=1)
+    three_layers, calls = packed_row_graphs(monkeypatch, layers=3)
+    assert len(calls) == 3 and not any(calls)
+    assert one_layer >= 2 and three_layers == one_layer  # graphs before and after the attention call, once
 
 
 def flags(value):
@@ -76,22 +100,30 @@ def flags(value):
 def test_unset_compiles_only_the_measured_jobs(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(regional_compile, "triton_toolchain_problem", lambda: None)
-    assert regional_compile.compile_unavailable_reason(flags(None), measured_here=True) is None
-    assert "off by default for this job" in regional_compile.compile_unavailable_reason(flags(None),
-                                                                                        measured_here=False)
-    assert regional_compile.compile_unavailable_reason(flags(True), measured_here=False) is None
-    assert regional_compile.compile_unavailable_reason(flags(False), measured_here=True) == "--compile_layers False"
+    measured = regional_compile.measured_default(True, True, None, "llama")
+    assert measured is None
+    assert regional_compile.compile_unavailable_reason(flags(None), measured) is None
+    for off in (regional_compile.measured_default(False, True, None, "llama"),  # cls
+                regional_compile.measured_default(True, False, None, "llama"),  # full fine-tuning
+                regional_compile.measured_default(True, True, "zero2", "llama"),
+                regional_compile.measured_default(True, True, None, "qwen2_moe")):
+        assert "off by default" in off and "--compile_layers True" in off
+        assert regional_compile.compile_unavailable_reason(flags(None), off) == off
+        assert regional_compile.compile_unavailable_reason(flags(True), off) is None
+    assert "DeepSpeed" in regional_compile.measured_default(True, True, "zero2", "llama")
+    assert "'qwen2_moe'" in regional_compile.measured_default(True, True, None, "qwen2_moe")
+    assert regional_compile.compile_unavailable_reason(flags(False), measured) == "--compile_layers False"
 
 
 def test_no_compile_without_what_it_needs(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert regional_compile.compile_unavailable_reason(flags(True), True) == "no GPU: the CPU keeps the eager layers"
+    assert regional_compile.compile_unavailable_reason(flags(True), None) == "no GPU: the CPU keeps the eager layers"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch, "__version__", "2.1.2+cu121")
-    assert "needs torch 2.5+" in regional_compile.compile_unavailable_reason(flags(True), True)
+    assert "needs torch 2.5+" in regional_compile.compile_unavailable_reason(flags(True), None)
     monkeypatch.setattr(torch, "__version__", "2.11.0+cu130")
     monkeypatch.setattr(regional_compile, "triton_toolchain_problem", lambda: "no C compiler")
-    assert regional_compile.compile_unavailable_reason(flags(None), True) == "no C compiler"
+    assert regional_compile.compile_unavailable_reason(flags(None), None) == "no C compiler"
 
 
 def test_a_reason_leaves_the_layers_eager():
@@ -110,19 +142,20 @@ def failing_backend(graph_module, example_inputs):
 def test_by_default_a_layer_that_fails_to_compile_trains_eagerly():
     ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(3))
     eager, compiled = tiny_llama(), tiny_llama()
-    torch._dynamo.reset()
-    with torch._dynamo.config.patch(suppress_errors=False):
-        regional_compile.compile_layers(decoder_layers(compiled), compiled, backend=failing_backend,
-                                        fall_back_to_eager=True)
-        expected_loss, _ = loss_and_grads(eager, ids)
-        loss, _ = loss_and_grads(compiled, ids)
+    regional_compile.compile_layers(decoder_layers(compiled), compiled, backend=failing_backend,
+                                    fall_back_to_eager=True)
+    expected_loss, _ = loss_and_grads(eager, ids)
+    loss, _ = loss_and_grads(compiled, ids)
     torch.testing.assert_close(loss, expected_loss)
+    outcome = regional_compile.compile_outcome()  # what run.json reports: frames tried, no graph made
+    assert outcome["frames"] > 0 and outcome["graphs"] == 0
 
 
-def test_an_explicit_request_lets_the_compile_error_through():
+def test_an_explicit_request_after_a_default_one_lets_the_compile_error_through():
+    """Two jobs in one process: the first (default) one's fallback does not hide the second one's error."""
+    first = tiny_llama()
+    regional_compile.compile_layers(decoder_layers(first), first, backend="aot_eager", fall_back_to_eager=True)
     model = tiny_llama()
-    torch._dynamo.reset()
-    with torch._dynamo.config.patch(suppress_errors=False):
-        regional_compile.compile_layers(decoder_layers(model), model, backend=failing_backend)
-        with pytest.raises(Exception, match="cannot compile anything"):
-            loss_and_grads(model, torch.randint(0, 97, (2, 16)))
+    regional_compile.compile_layers(decoder_layers(model), model, backend=failing_backend)
+    with pytest.raises(Exception, match="cannot compile anything"):
+        loss_and_grads(model, torch.randint(0, 97, (2, 16)))
