@@ -54,15 +54,22 @@ class StepProfile(TrainerCallback):
         if state.global_step == self.after and self.profiler is None:
             torch.cuda.synchronize()
             self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
-            self.profiler.__enter__()
+            self.profiler.start()
             self.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.profiler is None or self.result is not None or state.global_step < self.after + self.steps:
-            return
+        if self.profiler is not None and self.result is None and state.global_step >= self.after + self.steps:
+            self.finish(self.steps)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.profiler is not None and self.result is None:  # training ended inside the traced steps
+            self.finish(state.global_step - self.after)
+
+    def finish(self, steps: int) -> None:
         torch.cuda.synchronize()
         wall = time.perf_counter() - self.started
-        self.profiler.__exit__(None, None, None)
+        self.profiler.stop()
+        # Every GPU activity counts as busy time: kernels, and the few copies and fills between them.
         kernels = [(event.name, event.time_range.start, event.time_range.end) for event in self.profiler.events()
                    if event.device_type == torch.autograd.DeviceType.CUDA]
-        self.result = summarize(kernels, self.steps, wall)
+        self.result = summarize(kernels, max(steps, 1), wall)
