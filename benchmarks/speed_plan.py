@@ -54,61 +54,45 @@ def case(name: str, side: str, method: str, data: str, seq: int, batch: int, **e
             "shortest": SHORTEST, "task": "cls" if data == "cls" else "causal", "gc": False, "argv": [], **extra}
 
 
+def lever(base: Pair, suffix: str, flags: List[str], target: str) -> Pair:
+    """A lever not (or no longer) a default: ``base``'s ftimg case with ``flags`` added, against its baseline."""
+    ftimg = {**base.ftimg, "name": f"{base.ftimg['name']}-{suffix}", "argv": base.ftimg["argv"] + flags}
+    return Pair(f"{base.name}-{suffix}", f"{base.label}, {' '.join(flags)}", target, base.baseline, ftimg)
+
+
 def pairs(shapes: Shapes) -> List[Pair]:
     """Every pair, most important first. Baselines checkpoint every layer, as the seeds train."""
     budget = ["--gpu_memory_budget_gib", "24"]
-    compile_on, compile_off = ["--compile_layers", "True"], ["--compile_layers", "False"]
-    cls_baseline = case("baseline-cls-padded", "baseline", "lora", "cls", shapes.cls, 8, gc=True)
-    varlen_baseline = case("baseline-varlen-padded", "baseline", "lora", "varlen", shapes.varlen, 4, gc=True)
-    lora_baseline = case("baseline-lora-gc", "baseline", "lora", "fixed", shapes.fixed, 1, gc=True)
     qlora_baseline = case("baseline-qlora-gc", "baseline", "qlora", "fixed", shapes.fixed, 1, gc=True)
-    full_baseline = case("baseline-full-gc", "baseline", "full", "fixed", shapes.fixed, 1, gc=True)
+    lora = Pair("lora", f"LoRA bf16 7B @{shapes.fixed}, budget 24 GiB", ">= 2.0x at <= 24 GiB",
+                case("baseline-lora-gc", "baseline", "lora", "fixed", shapes.fixed, 1, gc=True),
+                case("ftimg-lora-24gib", "ftimg", "lora", "fixed", shapes.fixed, 1, argv=budget), loss_parity=True)
+    qlora = Pair("qlora", f"QLoRA 7B @{shapes.fixed}, budget 24 GiB", ">= 2.2x at <= 24 GiB", qlora_baseline,
+                 case("ftimg-qlora-24gib", "ftimg", "qlora", "fixed", shapes.fixed, 1, argv=budget))
+    cls = Pair("cls", f"cls (LoRA), lengths {SHORTEST}-{shapes.cls}, batch 8 (non-padding tok/s)", ">= 2x",
+               case("baseline-cls-padded", "baseline", "lora", "cls", shapes.cls, 8, gc=True),
+               case("ftimg-cls", "ftimg", "lora", "cls", shapes.cls, 8))
+    full = Pair("full", f"full fine-tuning 7B @{shapes.fixed}", ">= 1.5x; MFU reported",
+                case("baseline-full-gc", "baseline", "full", "fixed", shapes.fixed, 1, gc=True),
+                case("ftimg-full", "ftimg", "full", "fixed", shapes.fixed, 1))
+    varlen = Pair("varlen", f"LoRA bf16, lengths {SHORTEST}-{shapes.varlen}, batch 4 (real tok/s)", ">= 3x",
+                  case("baseline-varlen-padded", "baseline", "lora", "varlen", shapes.varlen, 4, gc=True),
+                  case("ftimg-varlen", "ftimg", "lora", "varlen", shapes.varlen, 4))
+    # Same baseline as the QLoRA pair: its runs are measured once and shared.
+    qlora_lean = Pair("qlora-lean", f"QLoRA 7B @{shapes.fixed}, every layer checkpointed", "<= 8 GiB at >= 1.6x",
+                      qlora_baseline, case("ftimg-qlora-lean", "ftimg", "qlora", "fixed", shapes.fixed, 1,
+                                           argv=["--gradient_checkpointing", "True"]))
+    compile_on, compile_off = ["--compile_layers", "True"], ["--compile_layers", "False"]
     return [
-        Pair("lora", f"LoRA bf16 7B @{shapes.fixed}, budget 24 GiB", ">= 2.0x at <= 24 GiB",
-             lora_baseline,
-             case("ftimg-lora-24gib", "ftimg", "lora", "fixed", shapes.fixed, 1, argv=budget), loss_parity=True),
-        Pair("qlora", f"QLoRA 7B @{shapes.fixed}, budget 24 GiB", ">= 2.2x at <= 24 GiB", qlora_baseline,
-             case("ftimg-qlora-24gib", "ftimg", "qlora", "fixed", shapes.fixed, 1, argv=budget)),
-        Pair("cls", f"cls (LoRA), lengths {SHORTEST}-{shapes.cls}, batch 8 (non-padding tok/s)", ">= 2x",
-             cls_baseline,
-             case("ftimg-cls", "ftimg", "lora", "cls", shapes.cls, 8)),
-        Pair("full", f"full fine-tuning 7B @{shapes.fixed}", ">= 1.5x; MFU reported",
-             full_baseline, case("ftimg-full", "ftimg", "full", "fixed", shapes.fixed, 1)),
-        Pair("varlen", f"LoRA bf16, lengths {SHORTEST}-{shapes.varlen}, batch 4 (real tok/s)", ">= 3x",
-             varlen_baseline,
-             case("ftimg-varlen", "ftimg", "lora", "varlen", shapes.varlen, 4)),
-        # Same baseline as the QLoRA pair: its runs are measured once and shared.
-        Pair("qlora-lean", f"QLoRA 7B @{shapes.fixed}, every layer checkpointed", "<= 8 GiB at >= 1.6x",
-             qlora_baseline,
-             case("ftimg-qlora-lean", "ftimg", "qlora", "fixed", shapes.fixed, 1,
-                  argv=["--gradient_checkpointing", "True"])),
-        # A lever, not a default: full fine-tuning with fused AdamW (fp32 state) where the budget holds it,
-        # against the job's default 8-bit paged AdamW (the "full" pair). Same baseline as that pair.
-        Pair("full-adamw", f"full fine-tuning 7B @{shapes.fixed}, --eight_bit_optimizer False", "lever for >= 1.5x",
-             full_baseline,
-             case("ftimg-full-adamw", "ftimg", "full", "fixed", shapes.fixed, 1,
-                  argv=["--eight_bit_optimizer", "False"])),
+        lora, qlora, cls, full, varlen, qlora_lean,
+        # Full fine-tuning with fused AdamW (fp32 state) where the budget holds it, against the job's default
+        # 8-bit paged AdamW.
+        lever(full, "adamw", ["--eight_bit_optimizer", "False"], "lever for >= 1.5x"),
         # Regional torch.compile of the decoder layers: on by default for LoRA/QLoRA sft, so those pairs run it
-        # and the eager pairs below measure what it buys in the same call; cls and full fine-tuning turn it on.
-        Pair("lora-eager", f"LoRA bf16 7B @{shapes.fixed}, budget 24 GiB, --compile_layers False",
-             "what compile buys", lora_baseline,
-             case("ftimg-lora-24gib-eager", "ftimg", "lora", "fixed", shapes.fixed, 1, argv=budget + compile_off)),
-        Pair("qlora-eager", f"QLoRA 7B @{shapes.fixed}, budget 24 GiB, --compile_layers False",
-             "what compile buys", qlora_baseline,
-             case("ftimg-qlora-24gib-eager", "ftimg", "qlora", "fixed", shapes.fixed, 1, argv=budget + compile_off)),
-        Pair("qlora-lean-eager", f"QLoRA 7B @{shapes.fixed}, every layer checkpointed, --compile_layers False",
-             "what compile buys", qlora_baseline,
-             case("ftimg-qlora-lean-eager", "ftimg", "qlora", "fixed", shapes.fixed, 1,
-                  argv=["--gradient_checkpointing", "True"] + compile_off)),
-        Pair("varlen-eager", f"LoRA bf16, lengths {SHORTEST}-{shapes.varlen}, batch 4, --compile_layers False",
-             "what compile buys", varlen_baseline,
-             case("ftimg-varlen-eager", "ftimg", "lora", "varlen", shapes.varlen, 4, argv=compile_off)),
-        Pair("cls-compile", f"cls (LoRA), lengths {SHORTEST}-{shapes.cls}, batch 8, --compile_layers True",
-             "lever for >= 2x", cls_baseline,
-             case("ftimg-cls-compile", "ftimg", "lora", "cls", shapes.cls, 8, argv=compile_on)),
-        Pair("full-compile", f"full fine-tuning 7B @{shapes.fixed}, --compile_layers True", "lever for >= 1.5x",
-             full_baseline,
-             case("ftimg-full-compile", "ftimg", "full", "fixed", shapes.fixed, 1, argv=compile_on)),
+        # and the eager pairs measure what it buys in the same call; cls and full fine-tuning turn it on.
+        *(lever(pair, "eager", compile_off, "what compile buys") for pair in (lora, qlora, qlora_lean, varlen)),
+        lever(cls, "compile", compile_on, "lever for >= 2x"),
+        lever(full, "compile", compile_on, "lever for >= 1.5x"),
     ]
 
 
