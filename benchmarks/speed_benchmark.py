@@ -26,6 +26,7 @@ for whole pairs (a pair of 3 repeats takes about 5 minutes on an H200).
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -97,7 +98,8 @@ def run_one(run_spec: dict, timeout_s: float) -> dict:
     started = time.time()
     try:
         completed = subprocess.run([sys.executable, str(HERE / "speed_cases.py"), json.dumps(run_spec)],
-                                   capture_output=True, text=True, timeout=timeout_s)
+                                   capture_output=True, text=True, timeout=timeout_s,
+                                   env={**os.environ, **run_spec.get("env", {})})
     except subprocess.TimeoutExpired as expired:
         tail = (expired.stderr or b"")[-2500:]
         return {"error": f"stopped after {timeout_s:.0f} s", "log_tail": tail.decode(errors="replace")

@@ -9,7 +9,7 @@ so slow drift of the machine (clocks, heat, a neighbour) falls on both sides.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 SHORTEST = 50  # variable-length and cls examples have 50..max tokens (issue 15)
 
@@ -51,13 +51,17 @@ class Run:
 def case(name: str, side: str, method: str, data: str, seq: int, batch: int, **extra) -> dict:
     """``data``: fixed (every example ``seq`` long), varlen or cls (lengths in [SHORTEST, seq])."""
     return {"name": name, "side": side, "method": method, "data": data, "seq": seq, "batch": batch,
-            "shortest": SHORTEST, "task": "cls" if data == "cls" else "causal", "gc": False, "argv": [], **extra}
+            "shortest": SHORTEST, "task": "cls" if data == "cls" else "causal", "gc": False, "argv": [], "env": {},
+            **extra}
 
 
-def lever(base: Pair, suffix: str, flags: List[str], target: str) -> Pair:
-    """A lever not (or no longer) a default: ``base``'s ftimg case with ``flags`` added, against its baseline."""
-    ftimg = {**base.ftimg, "name": f"{base.ftimg['name']}-{suffix}", "argv": base.ftimg["argv"] + flags}
-    return Pair(f"{base.name}-{suffix}", f"{base.label}, {' '.join(flags)}", target, base.baseline, ftimg)
+def lever(base: Pair, suffix: str, flags: List[str], target: str, env: Optional[Dict[str, str]] = None) -> Pair:
+    """A lever not (or no longer) a default: ``base``'s ftimg case with ``flags`` added (and ``env`` set in its
+    process: torch's own switches), against its baseline."""
+    ftimg = {**base.ftimg, "name": f"{base.ftimg['name']}-{suffix}", "argv": base.ftimg["argv"] + flags,
+             "env": {**base.ftimg.get("env", {}), **(env or {})}}
+    settings = flags + [f"{key}={value}" for key, value in (env or {}).items()]
+    return Pair(f"{base.name}-{suffix}", f"{base.label}, {' '.join(settings)}", target, base.baseline, ftimg)
 
 
 def pairs(shapes: Shapes) -> List[Pair]:
@@ -83,6 +87,9 @@ def pairs(shapes: Shapes) -> List[Pair]:
                       qlora_baseline, case("ftimg-qlora-lean", "ftimg", "qlora", "fixed", shapes.fixed, 1,
                                            argv=["--gradient_checkpointing", "True"]))
     compile_on, compile_off = ["--compile_layers", "True"], ["--compile_layers", "False"]
+    # Inductor's C++ wrapper: the compiled graphs launch their kernels from C++ instead of a Python function,
+    # for steps whose host, not GPU, sets the pace (docs/performance.md, the step profile).
+    cpp_wrapper = {"TORCHINDUCTOR_CPP_WRAPPER": "1"}
     return [
         lora, qlora, cls, full, varlen, qlora_lean,
         # Full fine-tuning with fused AdamW (fp32 state) where the budget holds it, against the job's default
@@ -93,6 +100,10 @@ def pairs(shapes: Shapes) -> List[Pair]:
         *(lever(pair, "eager", compile_off, "what compile buys") for pair in (lora, qlora, qlora_lean, varlen)),
         lever(cls, "compile", compile_on, "lever for >= 2x"),
         lever(full, "compile", compile_on, "lever for >= 1.5x"),
+        # Both: no 8-bit optimizer step and no per-op launches in the layers.
+        lever(full, "fast", ["--eight_bit_optimizer", "False", *compile_on], "lever for >= 1.5x"),
+        *(lever(pair, "cppwrapper", [], target, cpp_wrapper) for pair, target in
+          ((lora, "lever for >= 2.0x"), (qlora, "lever for >= 2.2x"), (qlora_lean, "lever for >= 1.6x"))),
     ]
 
 

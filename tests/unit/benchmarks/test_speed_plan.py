@@ -10,7 +10,8 @@ def test_pairs_come_most_important_first():
     assert [pair.name for pair in pairs(SHAPES_7B)] == ["lora", "qlora", "cls", "full", "varlen", "qlora-lean",
                                                       "full-adamw", "lora-eager", "qlora-eager",
                                                       "qlora-lean-eager", "varlen-eager", "cls-compile",
-                                                      "full-compile"]
+                                                      "full-compile", "full-fast", "lora-cppwrapper",
+                                                      "qlora-cppwrapper", "qlora-lean-cppwrapper"]
 
 
 def test_the_issue_15_shapes():
@@ -28,6 +29,18 @@ def test_the_issue_15_shapes():
         pair = by_name[f"{name}-{lever}"]
         assert pair.baseline is by_name[name].baseline
         assert pair.ftimg["argv"] == by_name[name].ftimg["argv"] + ["--compile_layers", flag]
+    assert by_name["full-fast"].ftimg["argv"] == ["--eight_bit_optimizer", "False", "--compile_layers", "True"]
+
+
+def test_a_lever_may_set_torch_switches_in_its_process_only():
+    by_name = {pair.name: pair for pair in pairs(SHAPES_7B)}
+    for name in ("lora", "qlora", "qlora-lean"):
+        pair = by_name[f"{name}-cppwrapper"]
+        assert pair.ftimg["env"] == {"TORCHINDUCTOR_CPP_WRAPPER": "1"}
+        assert pair.ftimg["argv"] == by_name[name].ftimg["argv"]
+        assert pair.baseline is by_name[name].baseline and pair.baseline["env"] == {}
+        assert pair.label.endswith(", TORCHINDUCTOR_CPP_WRAPPER=1")
+    assert by_name[name].ftimg["env"] == {}
 
 
 def test_no_ftimg_case_fixes_lora_dropout():
