@@ -25,8 +25,10 @@ class SpeedArguments:
     compile_layers: Optional[bool] = field(default=None, metadata={
         "help": "Compile each decoder layer with torch.compile (one graph serves every layer; GPU, torch 2.5+): "
                 "norms, RoPE, SwiGLU and the LoRA arithmetic fused, far fewer kernel launches; attention stays "
-                "out of the graph and the first steps pay the compile. Unset: on for LoRA/QLoRA sft of Llama models, "
+                "out of the graph and the first steps pay the compile. Unset: on for sft (LoRA, QLoRA, full) of Llama models, "
                 "where it was measured (docs/performance.md); True for other jobs and models, False to turn it off."})
-    eight_bit_optimizer: bool = field(default=True, metadata={
-        "help": "Full fine-tuning on a GPU: use bitsandbytes' paged 8-bit AdamW when --optim is left at its "
-                "default (a quarter of AdamW's state memory)."})
+    eight_bit_optimizer: Optional[bool] = field(default=None, metadata={
+        "help": "Full fine-tuning on a GPU with --optim left at its default: True uses bitsandbytes' paged 8-bit "
+                "AdamW (a quarter of AdamW's state memory), False keeps fp32 AdamW state. Unset: fp32 AdamW where "
+                "its state fits the memory budget (--gpu_memory_budget_gib) with every layer checkpointed, "
+                "8-bit AdamW where it does not."})

@@ -13,7 +13,8 @@ from ftimg_jobs.model.lora import apply_lora, count_parameters
 from ftimg_jobs.model.packed_attention import use_packed_attention
 from ftimg_jobs.model.sdpa_backends import apply_sdpa_priority
 from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_free_unavailable_reason
-from ftimg_jobs.train.checkpointing import decoder_layers, plan_checkpointing, prepare_for_training
+from ftimg_jobs.train.checkpointing import (decoder_layers, fits_with_every_layer_checkpointed, plan_checkpointing,
+                                            prepare_for_training)
 from ftimg_jobs.train.kernels import apply_liger
 from ftimg_jobs.train.optimizer import choose_optimizer
 from ftimg_jobs.train.regional_compile import apply_regional_compile, compile_unavailable_reason, measured_default
@@ -33,13 +34,14 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
     if (task_type == CAUSAL_LM and speed_args.padding_free and attention["implementation"] == "sdpa"
             and padding_free_unavailable_reason("sdpa") is None and use_packed_attention(model)):
         attention["implementation"] = "sdpa, one causal call per example (packed_attention.py)"
-    # Compiled layers were measured for LoRA/QLoRA sft of Llama models; elsewhere they are a flag away.
-    default_off = measured_default(task_type == CAUSAL_LM, lora_args.use_lora, training_args.deepspeed,
-                                   model.config.model_type)
+    # Compiled layers were measured for sft of Llama models (LoRA, QLoRA, full); elsewhere they are a flag away.
+    default_off = measured_default(task_type == CAUSAL_LM, training_args.deepspeed, model.config.model_type)
     layers = decoder_layers(model)  # the same modules after LoRA wraps their linears
     no_compile = compile_unavailable_reason(speed_args, default_off) or (
         None if layers else "no list of decoder layers found in this model")
-    notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args),
+    optim = getattr(training_args.optim, "value", training_args.optim)
+    notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args, lambda: fits_with_every_layer_checkpointed(
+                 model, speed_args, tokens_per_step, optim)),
              "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM,
                                   layers_compiled=no_compile is None),
              "sdpa_backends": apply_sdpa_priority(attention["implementation"])}

@@ -14,6 +14,7 @@ from ftimg_jobs.train.layer_budget import (
     layer_activation_bytes,
     layers_to_checkpoint,
     loss_workspace_bytes,
+    step_peak_bytes,
 )
 
 log = logging.getLogger("ftimg_jobs")
@@ -57,12 +58,19 @@ def model_shape(config) -> ModelShape:
                       vocab_size=config.vocab_size)
 
 
+def gradient_bytes(module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
+
+
 def step_memory(model, shape: ModelShape, tokens: int, budget_bytes: int, optim: str, fused_loss: bool,
                 lora_dropout: bool, fused_mlp: bool) -> StepMemory:
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     trainable = [p for p in model.parameters() if p.requires_grad]
-    gradients = sum(p.numel() * p.element_size() for p in trainable)
+    layers = decoder_layers(model) or []
+    # A decoder layer's gradients appear as backward leaves it (step_peak_bytes); the rest count throughout.
+    layer_gradients = gradient_bytes(layers[0]) if layers else 0
+    gradients = gradient_bytes(model) - layer_gradients * len(layers)
     optimizer = sum(p.numel() for p in trainable) * OPTIMIZER_STATE_BYTES.get(optim, ADAMW_STATE_BYTES)
     # Autocast keeps a half-precision copy of every fp32 weight it casts until the forward pass ends.
     autocast_copies = sum(p.numel() * 2 for p in trainable if p.dtype == torch.float32)
@@ -70,7 +78,17 @@ def step_memory(model, shape: ModelShape, tokens: int, budget_bytes: int, optim:
              + allocator_reserve_bytes(budget_bytes))
     return StepMemory(fixed_bytes=fixed,
                       layer_bytes=layer_activation_bytes(shape, tokens, lora_dropout, fused_mlp),
-                      checkpoint_bytes=tokens * shape.hidden_size * 2)
+                      checkpoint_bytes=tokens * shape.hidden_size * 2, layer_gradient_bytes=layer_gradients)
+
+
+def fits_with_every_layer_checkpointed(model, speed_args, tokens_per_step: int, optim: str) -> bool:
+    """Whether a step with optimizer ``optim`` fits the budget at the most checkpointing can save (unfused loss:
+    asked before the fused kernels are chosen)."""
+    layers = decoder_layers(model) or []
+    budget = budget_bytes(speed_args)
+    memory = step_memory(model, model_shape(model.config), tokens_per_step, budget, optim=optim, fused_loss=False,
+                         lora_dropout=False, fused_mlp=False)
+    return step_peak_bytes(len(layers), len(layers), memory) <= budget
 
 
 def budget_bytes(speed_args) -> int:

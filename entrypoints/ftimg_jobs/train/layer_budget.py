@@ -47,9 +47,10 @@ class ModelShape:
 class StepMemory:
     """What one training step keeps in GPU memory besides the decoder layers' activations."""
 
-    fixed_bytes: int        # weights, gradients, optimizer state, loss workspace, allocator reserve
+    fixed_bytes: int        # weights, optimizer state, gradients outside the decoder layers, loss workspace, reserve
     layer_bytes: int        # activations of one decoder layer that is not checkpointed
     checkpoint_bytes: int   # what a checkpointed layer keeps: its input
+    layer_gradient_bytes: int = 0  # gradients of one decoder layer's trainable weights (all of them: full fine-tuning)
 
 
 def layer_activation_bytes(shape: ModelShape, tokens: int, lora_dropout: bool, fused_mlp: bool,
@@ -64,19 +65,32 @@ def loss_workspace_bytes(shape: ModelShape, tokens: int, fused_loss: bool) -> in
     return FUSED_LOSS_BYTES if fused_loss else tokens * shape.vocab_size * LOGIT_BYTES
 
 
-def layers_to_checkpoint(num_layers: int, budget_bytes: int, memory: StepMemory) -> int:
-    """The fewest layers to checkpoint so the step's peak stays within ``budget_bytes``.
+def step_peak_bytes(num_layers: int, checkpointed: int, memory: StepMemory) -> int:
+    """Peak memory of a step whose first ``checkpointed`` decoder layers are checkpointed.
 
-    With n of L layers checkpointed the peak is about
-    fixed + (L - n) * layer + n * checkpoint, plus one layer's activations while
-    a checkpointed layer is recomputed. Returns L when even that does not fit:
-    checkpointing everything is the most this lever can save.
+    Two moments compete. When backward starts, every layer holds its activations (a checkpointed one only its
+    input) and no layer has gradients yet (the Trainer frees them after each optimizer step); recomputing a
+    checkpointed layer adds one layer's activations. As backward then walks down the layers, each layer's
+    activations give way to its weights' gradients: for LoRA these are tiny, for full fine-tuning they outweigh
+    the activations, so the peak comes at the end of backward with every layer's gradients present.
     """
+    activations = [memory.checkpoint_bytes if index < checkpointed else memory.layer_bytes
+                   for index in range(num_layers)]
+    backward_start = sum(activations) + (memory.layer_bytes if checkpointed else 0)
+    latest, held = 0, sum(activations)
+    for index in reversed(range(num_layers)):  # backward reaches layer ``index``
+        recompute = memory.layer_bytes if index < checkpointed else 0
+        gradients_done = (num_layers - 1 - index) * memory.layer_gradient_bytes
+        latest = max(latest, held + recompute + gradients_done + memory.layer_gradient_bytes)
+        held -= activations[index]
+    return memory.fixed_bytes + max(backward_start, latest)
+
+
+def layers_to_checkpoint(num_layers: int, budget_bytes: int, memory: StepMemory) -> int:
+    """The fewest layers to checkpoint so the step's peak (step_peak_bytes) stays within ``budget_bytes``.
+    Returns all of them when even that does not fit: checkpointing everything is the most this lever can save."""
     for checkpointed in range(num_layers + 1):
-        recompute = memory.layer_bytes if checkpointed else 0
-        peak = (memory.fixed_bytes + (num_layers - checkpointed) * memory.layer_bytes
-                + checkpointed * memory.checkpoint_bytes + recompute)
-        if peak <= budget_bytes:
+        if step_peak_bytes(num_layers, checkpointed, memory) <= budget_bytes:
             return checkpointed
     return num_layers
 
@@ -87,6 +101,9 @@ def allocator_reserve_bytes(budget_bytes: int) -> int:
 
 
 def describe_plan(checkpointed: int, num_layers: int, budget_bytes: int, memory: StepMemory) -> str:
+    gradients = (f"; {memory.layer_gradient_bytes / GIB:.2f} GiB gradients per layer"
+                 if memory.layer_gradient_bytes >= GIB // 100 else "")
     return (f"checkpointing {checkpointed} of {num_layers} decoder layers to fit {budget_bytes / GIB:.1f} GiB "
-            f"(estimated: {memory.fixed_bytes / GIB:.1f} GiB weights, gradients, optimizer and loss; "
-            f"{memory.layer_bytes / GIB:.2f} GiB activations per layer)")
+            f"(estimated peak {step_peak_bytes(num_layers, checkpointed, memory) / GIB:.1f} GiB: "
+            f"{memory.fixed_bytes / GIB:.1f} GiB weights, optimizer, loss and other gradients; "
+            f"{memory.layer_bytes / GIB:.2f} GiB activations per layer{gradients})")

@@ -36,10 +36,10 @@ OLDEST_TORCH = (2, 5)
 MEASURED_MODEL_TYPES = {"llama"}
 
 
-def measured_default(task_type_is_causal_lm: bool, use_lora: bool, deepspeed, model_type: str) -> Optional[str]:
+def measured_default(task_type_is_causal_lm: bool, deepspeed, model_type: str) -> Optional[str]:
     """Why the unset flag leaves this job's layers eager (None: it compiles them): the measured case only."""
-    if not (task_type_is_causal_lm and use_lora):
-        return "off by default for cls and full fine-tuning (not measured yet); --compile_layers True turns it on"
+    if not task_type_is_causal_lm:
+        return "off by default for cls (not measured yet); --compile_layers True turns it on"
     if deepspeed:
         return "off by default under DeepSpeed (not measured with it); --compile_layers True turns it on"
     if model_type not in MEASURED_MODEL_TYPES:
@@ -101,7 +101,7 @@ def apply_regional_compile(model, layers: list, reason: Optional[str], requested
     log.info("torch.compile: %d decoder layers (attention left eager); the first steps compile", len(layers))
     return {"applied": True, "layers": len(layers),
             "reason": "--compile_layers True" if requested else
-                      "the default for LoRA/QLoRA sft on this GPU; a layer that fails to compile runs eagerly"}
+                      "the default for sft on this GPU; a layer that fails to compile runs eagerly"}
 
 
 def compile_outcome() -> dict:

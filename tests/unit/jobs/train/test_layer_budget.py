@@ -1,6 +1,7 @@
 """The automatic choice of how many decoder layers to checkpoint (torch-free)."""
 
 from ftimg_jobs.train.layer_budget import (GIB, ModelShape, StepMemory, allocator_reserve_bytes, layer_activation_bytes,
+                                           step_peak_bytes,
                                            layers_to_checkpoint, loss_workspace_bytes)
 
 LLAMA_7B = ModelShape(num_layers=32, hidden_size=4096, intermediate_size=11008, vocab_size=32000)
@@ -48,3 +49,28 @@ def test_fused_loss_never_materialises_the_logits():
 def test_reserve_is_at_least_a_gibibyte():
     assert allocator_reserve_bytes(8 * GIB) == GIB
     assert allocator_reserve_bytes(80 * GIB) == 4 * GIB
+
+
+def test_lora_sized_gradients_leave_the_plan_to_the_activations():
+    without = StepMemory(fixed_bytes=10 * GIB, layer_bytes=GIB, checkpoint_bytes=0)
+    with_lora = StepMemory(fixed_bytes=10 * GIB, layer_bytes=GIB, checkpoint_bytes=0, layer_gradient_bytes=GIB // 1000)
+    assert layers_to_checkpoint(32, 30 * GIB, with_lora) == layers_to_checkpoint(32, 30 * GIB, without) == 13
+    assert step_peak_bytes(32, 13, with_lora) == step_peak_bytes(32, 13, without) == 30 * GIB
+
+
+def test_full_fine_tuning_peaks_when_backward_ends_with_every_layers_gradients():
+    """Gradients larger than activations: the peak is all gradients plus the first layer's activations, so
+    every layer's activations fit where adding everything up would have checkpointed most of them."""
+    memory = StepMemory(fixed_bytes=76 * GIB, layer_bytes=GIB // 2, checkpoint_bytes=0,
+                        layer_gradient_bytes=3 * GIB // 4)
+    assert step_peak_bytes(32, 0, memory) == 76 * GIB + 32 * (3 * GIB // 4) + GIB // 2
+    assert layers_to_checkpoint(32, 101 * GIB, memory) == 0
+    # All activations plus all gradients (the sum) would be 76 + 16 + 24 = 116 GiB.
+    assert step_peak_bytes(32, 0, memory) < 101 * GIB
+
+
+def test_checkpointing_cannot_shrink_the_gradient_peak_below_every_layers_gradients():
+    memory = StepMemory(fixed_bytes=76 * GIB, layer_bytes=GIB // 2, checkpoint_bytes=GIB // 32,
+                        layer_gradient_bytes=3 * GIB // 4)
+    assert layers_to_checkpoint(32, 90 * GIB, memory) == 32  # 76 + 24 never fits 90: checkpoint everything
+    assert step_peak_bytes(32, 32, memory) >= 76 * GIB + 32 * (3 * GIB // 4)

@@ -100,18 +100,18 @@ def flags(value):
 def test_unset_compiles_only_the_measured_jobs(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(regional_compile, "triton_toolchain_problem", lambda: None)
-    measured = regional_compile.measured_default(True, True, None, "llama")
-    assert measured is None
-    assert regional_compile.compile_unavailable_reason(flags(None), measured) is None
-    for off in (regional_compile.measured_default(False, True, None, "llama"),  # cls
-                regional_compile.measured_default(True, False, None, "llama"),  # full fine-tuning
-                regional_compile.measured_default(True, True, "zero2", "llama"),
-                regional_compile.measured_default(True, True, None, "qwen2_moe")):
+    for measured in (regional_compile.measured_default(True, None, "llama"),):  # LoRA, QLoRA and full sft
+        assert measured is None
+        assert regional_compile.compile_unavailable_reason(flags(None), measured) is None
+    for off in (regional_compile.measured_default(False, None, "llama"),  # cls
+                regional_compile.measured_default(True, "zero2", "llama"),
+                regional_compile.measured_default(True, None, "qwen2_moe")):
         assert "off by default" in off and "--compile_layers True" in off
         assert regional_compile.compile_unavailable_reason(flags(None), off) == off
         assert regional_compile.compile_unavailable_reason(flags(True), off) is None
-    assert "DeepSpeed" in regional_compile.measured_default(True, True, "zero2", "llama")
-    assert "'qwen2_moe'" in regional_compile.measured_default(True, True, None, "qwen2_moe")
+    assert "cls" in regional_compile.measured_default(False, None, "llama")
+    assert "DeepSpeed" in regional_compile.measured_default(True, "zero2", "llama")
+    assert "'qwen2_moe'" in regional_compile.measured_default(True, None, "qwen2_moe")
     assert regional_compile.compile_unavailable_reason(flags(False), measured) == "--compile_layers False"
 
 
