@@ -58,7 +58,7 @@ def parse_args():
     parser.add_argument("--profile-steps", type=int, default=0, help="after the measured steps, trace this many "
                         "more on the GPU and record kernel time against wall time (speed_profile.py)")
     parser.add_argument("--only", default="", help="comma-separated pairs (lora, qlora, cls, full, varlen, "
-                        "qlora-lean, full-adamw) or case names; default: all")
+                        "qlora-lean, full-8bit, lora-eager, ...) or case names; default: all")
     parser.add_argument("--deadline-s", type=float, default=0, help="start no run that would end after this "
                         "many seconds from the start (0: no deadline); a run still going then is stopped")
     parser.add_argument("--run-timeout-s", type=float, default=600, help="stop a single run after this long")

@@ -182,9 +182,16 @@ def merge(paths) -> dict:
         runs = {**merged["runs"], **later}
         # A call that ran no loss-parity run (--parity-steps 0) keeps the parity runs an earlier call made.
         parity_steps = loaded["settings"].get("parity_steps") or merged["settings"].get("parity_steps") or 0
-        merged = {**loaded, "calls": merged["calls"] + loaded["calls"], "runs": runs,
+        # The later call's plan first; an earlier call's pair the later plan no longer has (a renamed lever)
+        # keeps its row after them.
+        later_names = {pair["name"] for pair in loaded["pairs"]}
+        pairs = loaded["pairs"] + [pair for pair in merged["pairs"] if pair["name"] not in later_names]
+        merged = {**loaded, "calls": merged["calls"] + loaded["calls"], "runs": runs, "pairs": pairs,
                   "cases": {**merged["cases"], **loaded["cases"]},
                   "settings": {**loaded["settings"], "parity_steps": parity_steps}}
+    if len(paths) > 1:
+        # A merged report shows what was measured: a lever no call ran has no row.
+        merged["pairs"] = [pair for pair in merged["pairs"] if merged["runs"].get(pair["ftimg"]["name"])]
     return merged
 
 

@@ -8,10 +8,9 @@ def names(runs):
 
 def test_pairs_come_most_important_first():
     assert [pair.name for pair in pairs(SHAPES_7B)] == ["lora", "qlora", "cls", "full", "varlen", "qlora-lean",
-                                                      "full-adamw", "lora-eager", "qlora-eager",
-                                                      "qlora-lean-eager", "varlen-eager", "cls-compile",
-                                                      "full-compile", "full-fast", "lora-cppwrapper",
-                                                      "qlora-cppwrapper", "qlora-lean-cppwrapper"]
+                                                      "full-8bit", "lora-eager", "qlora-eager",
+                                                      "qlora-lean-eager", "varlen-eager", "full-eager", "cls-compile",
+                                                      "lora-cppwrapper"]
 
 
 def test_the_issue_15_shapes():
@@ -21,20 +20,19 @@ def test_the_issue_15_shapes():
         == (1024, 8, 50)
     assert (by_name["varlen"].ftimg["seq"], by_name["varlen"].ftimg["batch"]) == (2048, 4)
     assert by_name["qlora-lean"].baseline is by_name["qlora"].baseline
-    assert by_name["full-adamw"].baseline is by_name["full"].baseline
-    assert by_name["full-adamw"].ftimg["argv"] == ["--eight_bit_optimizer", "False"]
+    assert by_name["full-8bit"].baseline is by_name["full"].baseline
+    assert by_name["full-8bit"].ftimg["argv"] == ["--eight_bit_optimizer", "True"]
     assert all(pair.baseline["gc"] for pair in by_name.values())
     for name, lever, flag in (("lora", "eager", "False"), ("qlora", "eager", "False"), ("qlora-lean", "eager", "False"),
-                              ("varlen", "eager", "False"), ("cls", "compile", "True"), ("full", "compile", "True")):
+                              ("varlen", "eager", "False"), ("cls", "compile", "True"), ("full", "eager", "False")):
         pair = by_name[f"{name}-{lever}"]
         assert pair.baseline is by_name[name].baseline
         assert pair.ftimg["argv"] == by_name[name].ftimg["argv"] + ["--compile_layers", flag]
-    assert by_name["full-fast"].ftimg["argv"] == ["--eight_bit_optimizer", "False", "--compile_layers", "True"]
 
 
 def test_a_lever_may_set_torch_switches_in_its_process_only():
     by_name = {pair.name: pair for pair in pairs(SHAPES_7B)}
-    for name in ("lora", "qlora", "qlora-lean"):
+    for name in ("lora",):
         pair = by_name[f"{name}-cppwrapper"]
         assert pair.ftimg["env"] == {"TORCHINDUCTOR_CPP_WRAPPER": "1"}
         assert pair.ftimg["argv"] == by_name[name].ftimg["argv"]
@@ -70,7 +68,7 @@ def test_the_shared_qlora_baseline_runs_once_per_repeat():
     assert runs.count("baseline-lora-gc r0") == 1
     lean = runs.index("ftimg-qlora-lean r0")
     assert runs[lean:lean + 6] == ["ftimg-qlora-lean r0", "ftimg-qlora-lean r1", "ftimg-qlora-lean r2",
-                                   "ftimg-full-adamw r0", "ftimg-full-adamw r1", "ftimg-full-adamw r2"]
+                                   "ftimg-full-8bit r0", "ftimg-full-8bit r1", "ftimg-full-8bit r2"]
 
 
 def test_the_memory_saving_pair_alone_brings_its_baseline():

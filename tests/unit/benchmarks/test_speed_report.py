@@ -44,3 +44,17 @@ def test_a_pair_whose_sides_come_from_two_calls_gets_no_ratio(tmp_path):
     second.write_text(json.dumps(results({"baseline-lora-gc": {"0": {**run, "tokens_per_second": 50.0}}}, 0, "H200")))
     row = pair_row(pair, merge([first, second])["runs"])
     assert "sides from different calls" in row and "**-**" in row
+
+
+def test_an_earlier_calls_pairs_keep_their_rows_and_unmeasured_levers_have_none(tmp_path):
+    def pair(name, ftimg):
+        return {"name": name, "label": name, "target": "", "baseline": {"name": "baseline"}, "ftimg": {"name": ftimg}}
+
+    run = {"0": {"tokens_per_second": 1.0}}
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({**results({"baseline": run, "ftimg-old-lever": run}, 0, "H200"),
+                                 "pairs": [pair("lora", "ftimg-lora"), pair("old-lever", "ftimg-old-lever")]}))
+    second.write_text(json.dumps({**results({"baseline": run, "ftimg-lora": run}, 0, "H200"),
+                                  "pairs": [pair("lora", "ftimg-lora"), pair("never-run", "ftimg-never-run")]}))
+    assert [p["name"] for p in merge([first, second])["pairs"]] == ["lora", "old-lever"]
+    assert [p["name"] for p in merge([second])["pairs"]] == ["lora", "never-run"]
