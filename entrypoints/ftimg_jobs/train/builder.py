@@ -6,6 +6,7 @@ The benchmark (benchmarks/speed_ftimg.py) calls these same two functions.
 """
 
 import logging
+from functools import partial
 
 from ftimg_jobs.data.collate import RightPadCausalCollator
 from ftimg_jobs.model.load import load_training_model
@@ -40,8 +41,8 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
     no_compile = compile_unavailable_reason(speed_args, default_off) or (
         None if layers else "no list of decoder layers found in this model")
     optim = getattr(training_args.optim, "value", training_args.optim)
-    notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args, lambda: fits_with_every_layer_checkpointed(
-                 model, speed_args, tokens_per_step, optim)),
+    fp32_state_fits = partial(fits_with_every_layer_checkpointed, model, speed_args, tokens_per_step, optim)
+    notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args, fp32_state_fits),
              "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM,
                                   layers_compiled=no_compile is None),
              "sdpa_backends": apply_sdpa_priority(attention["implementation"])}

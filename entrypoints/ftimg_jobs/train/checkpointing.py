@@ -67,10 +67,10 @@ def step_memory(model, shape: ModelShape, tokens: int, budget_bytes: int, optim:
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     trainable = [p for p in model.parameters() if p.requires_grad]
-    layers = decoder_layers(model) or []
     # A decoder layer's gradients appear as backward leaves it (step_peak_bytes); the rest count throughout.
-    layer_gradients = gradient_bytes(layers[0]) if layers else 0
-    gradients = gradient_bytes(model) - layer_gradients * len(layers)
+    per_layer = [gradient_bytes(layer) for layer in decoder_layers(model) or []]
+    layer_gradients = max(per_layer, default=0)
+    gradients = gradient_bytes(model) - sum(per_layer)
     optimizer = sum(p.numel() for p in trainable) * OPTIMIZER_STATE_BYTES.get(optim, ADAMW_STATE_BYTES)
     # Autocast keeps a half-precision copy of every fp32 weight it casts until the forward pass ends.
     autocast_copies = sum(p.numel() * 2 for p in trainable if p.dtype == torch.float32)

@@ -26,6 +26,8 @@ def choose_optimizer(training_args, lora_args, speed_args, fp32_state_fits: Call
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
         return {"optim": optim_value, "reason": "8-bit AdamW needs bitsandbytes and a CUDA GPU"}
     if speed_args.eight_bit_optimizer is None and fp32_state_fits():
+        log.info("optimizer: %s with fp32 state (full fine-tuning: it fits the memory budget; "
+                 "--eight_bit_optimizer True for 8-bit AdamW)", optim_value)
         return {"optim": optim_value, "reason": "full fine-tuning: fp32 AdamW state fits the memory budget "
                                                 "(--eight_bit_optimizer True for bitsandbytes' 8-bit AdamW)"}
     training_args.optim = EIGHT_BIT_OPTIMIZER
