@@ -25,6 +25,10 @@ def ensure_indexed_cpu_loads() -> None:
     accepts ``"cpu"``, so on torch 2.1 the load falls through to the HPU one and fails with
     "HPU device module is not loaded": every resumed multi-process CPU run (a requeued Slurm job) died.
     """
+    registry = getattr(torch.serialization, "_package_registry", [])
+    if any(entry[2] is _restore_on_indexed_cpu for entry in registry):
+        return  # a second parse in one process (a test, a benchmark): torch sorts the registry, and two
+        # entries of one priority would be compared by their functions and fail with a TypeError
     torch.serialization.register_package(CPU_INDEX_PRIORITY, lambda _obj: None, _restore_on_indexed_cpu)
 
 
