@@ -25,10 +25,11 @@ class SpeedArguments:
     compile_layers: Optional[bool] = field(default=None, metadata={
         "help": "Compile each decoder layer with torch.compile (one graph serves every layer; GPU, torch 2.5+): "
                 "norms, RoPE, SwiGLU and the LoRA arithmetic fused, far fewer kernel launches; attention stays "
-                "out of the graph and the first steps pay the compile. Unset: on for sft (LoRA, QLoRA, full) of Llama models, "
-                "where it was measured (docs/performance.md); True for other jobs and models, False to turn it off."})
+                "out of the graph and the first steps pay the compile. Unset: on for sft (LoRA, QLoRA, full) of Llama "
+                "models, where it was measured (docs/performance.md); True for other jobs and models, False to turn "
+                "it off."})
     eight_bit_optimizer: Optional[bool] = field(default=None, metadata={
         "help": "Full fine-tuning on a GPU with --optim left at its default: True uses bitsandbytes' paged 8-bit "
-                "AdamW (a quarter of AdamW's state memory), False keeps fp32 AdamW state. Unset: fp32 AdamW where "
-                "its state fits the memory budget (--gpu_memory_budget_gib) with every layer checkpointed, "
-                "8-bit AdamW where it does not."})
+                "AdamW (a quarter of AdamW's state memory), False keeps fp32 AdamW state. Unset: fused fp32 AdamW "
+                "where it needs no more checkpointed layers than 8-bit AdamW to fit the memory budget "
+                "(--gpu_memory_budget_gib), 8-bit AdamW where it would; a resumed run keeps its checkpoint's kind."})

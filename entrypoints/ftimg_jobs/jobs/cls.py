@@ -105,7 +105,8 @@ def main(job: str, argv: list) -> int:
         head_config.update(id2label=schema.id2label(), label2id=schema.label2id())
     model, attention, speed_notes = build_training_model(
         AutoModelForSequenceClassification, model_args, lora_args, training_args, speed_args, task_type=SEQ_CLS,
-        tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
+        tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length,
+        resume_from=resumed_from, **head_config)
     label_dtype = torch.float32 if schema.problem_type == "regression" else torch.long
     padding = padding_collator(model, tokenizer.pad_token_id, label_dtype, data_args.model_max_length)
     collator, throughput = build_collator(padding, speed_args, attention, training_args, speed_notes,

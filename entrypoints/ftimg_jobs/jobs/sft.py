@@ -77,7 +77,8 @@ def main(job: str, argv: list) -> int:
 
     model, attention, speed_notes = build_training_model(
         AutoModelForCausalLM, model_args, lora_args, training_args, speed_args, task_type=CAUSAL_LM,
-        tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
+        tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length,
+        resume_from=resumed_from)
     padding = LeftPadCollator(tokenizer.pad_token_id, width_multiple=WIDTH_MULTIPLE)
     collator, throughput = build_collator(padding, speed_args, attention, training_args, speed_notes)
 

@@ -7,6 +7,7 @@ The benchmark (benchmarks/speed_ftimg.py) calls these same two functions.
 
 import logging
 from functools import partial
+from typing import Optional
 
 from ftimg_jobs.data.collate import RightPadCausalCollator
 from ftimg_jobs.model.load import load_training_model
@@ -14,10 +15,9 @@ from ftimg_jobs.model.lora import apply_lora, count_parameters
 from ftimg_jobs.model.packed_attention import use_packed_attention
 from ftimg_jobs.model.sdpa_backends import apply_sdpa_priority
 from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_free_unavailable_reason
-from ftimg_jobs.train.checkpointing import (decoder_layers, fits_with_every_layer_checkpointed, plan_checkpointing,
-                                            prepare_for_training)
+from ftimg_jobs.train.checkpointing import decoder_layers, layers_needed, plan_checkpointing, prepare_for_training
 from ftimg_jobs.train.kernels import apply_liger
-from ftimg_jobs.train.optimizer import choose_optimizer
+from ftimg_jobs.train.optimizer import checkpoint_optimizer, choose_optimizer
 from ftimg_jobs.train.regional_compile import apply_regional_compile, compile_unavailable_reason, measured_default
 from ftimg_jobs.train.throughput import ThroughputCallback
 
@@ -27,8 +27,9 @@ CAUSAL_LM = "CAUSAL_LM"
 
 
 def build_training_model(model_class, model_args, lora_args, training_args, speed_args, task_type: str,
-                         tokens_per_step: int, **config_kwargs) -> tuple:
-    """Returns ``(model, attention info, speed notes for run.json)``."""
+                         tokens_per_step: int, resume_from: Optional[str] = None, **config_kwargs) -> tuple:
+    """Returns ``(model, attention info, speed notes for run.json)``. ``resume_from``: the checkpoint the run
+    will resume (its optimizer kind is kept)."""
     model, attention = load_training_model(model_class, model_args, lora_args, training_args, **config_kwargs)
     prepare_for_training(model)
     # Padding-free rows only fit causal LMs: a classification head pools the last token of each row.
@@ -40,9 +41,9 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
     layers = decoder_layers(model)  # the same modules after LoRA wraps their linears
     no_compile = compile_unavailable_reason(speed_args, default_off) or (
         None if layers else "no list of decoder layers found in this model")
-    optim = getattr(training_args.optim, "value", training_args.optim)
-    fp32_state_fits = partial(fits_with_every_layer_checkpointed, model, speed_args, tokens_per_step, optim)
-    notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args, fp32_state_fits),
+    optimizer_layers = partial(layers_needed, model, speed_args, training_args, tokens_per_step)
+    resumed_optim = None if lora_args.use_lora else checkpoint_optimizer(resume_from)
+    notes = {"optimizer": choose_optimizer(training_args, lora_args, speed_args, optimizer_layers, resumed_optim),
              "liger": apply_liger(model, speed_args, causal_lm=task_type == CAUSAL_LM,
                                   layers_compiled=no_compile is None),
              "sdpa_backends": apply_sdpa_priority(attention["implementation"])}

@@ -1,6 +1,8 @@
 """Activation checkpointing: the fewest decoder layers whose recompute keeps a step within the memory budget."""
 
 import logging
+import os
+from typing import Optional
 
 import torch
 
@@ -58,19 +60,30 @@ def model_shape(config) -> ModelShape:
                       vocab_size=config.vocab_size)
 
 
-def gradient_bytes(module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
+def trainable_bytes(parameters) -> int:
+    """Gradient bytes of ``parameters`` (each counted once: tied weights appear under several modules)."""
+    unique = {id(p): p for p in parameters if p.requires_grad}
+    return sum(p.numel() * p.element_size() for p in unique.values())
+
+
+def data_parallel_processes() -> int:
+    """Processes of a torchrun/accelerate launch (the launcher's environment: asking torch would start it)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
 def step_memory(model, shape: ModelShape, tokens: int, budget_bytes: int, optim: str, fused_loss: bool,
-                lora_dropout: bool, fused_mlp: bool) -> StepMemory:
+                lora_dropout: bool, fused_mlp: bool, deepspeed=None) -> StepMemory:
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     trainable = [p for p in model.parameters() if p.requires_grad]
     # A decoder layer's gradients appear as backward leaves it (step_peak_bytes); the rest count throughout.
-    per_layer = [gradient_bytes(layer) for layer in decoder_layers(model) or []]
-    layer_gradients = max(per_layer, default=0)
-    gradients = gradient_bytes(model) - sum(per_layer)
+    layers = decoder_layers(model) or []
+    layer_gradients = max((trainable_bytes(layer.parameters()) for layer in layers), default=0)
+    in_layers = {id(p) for layer in layers for p in layer.parameters()}
+    gradients = trainable_bytes(p for p in model.parameters() if id(p) not in in_layers)
+    # DDP's reducer keeps its own flat copy of every gradient (accelerate leaves gradient_as_bucket_view off).
+    if data_parallel_processes() > 1 and not deepspeed:
+        gradients += trainable_bytes(model.parameters())
     optimizer = sum(p.numel() for p in trainable) * OPTIMIZER_STATE_BYTES.get(optim, ADAMW_STATE_BYTES)
     # Autocast keeps a half-precision copy of every fp32 weight it casts until the forward pass ends.
     autocast_copies = sum(p.numel() * 2 for p in trainable if p.dtype == torch.float32)
@@ -81,14 +94,26 @@ def step_memory(model, shape: ModelShape, tokens: int, budget_bytes: int, optim:
                       checkpoint_bytes=tokens * shape.hidden_size * 2, layer_gradient_bytes=layer_gradients)
 
 
-def fits_with_every_layer_checkpointed(model, speed_args, tokens_per_step: int, optim: str) -> bool:
-    """Whether a step with optimizer ``optim`` fits the budget at the most checkpointing can save (unfused loss:
-    asked before the fused kernels are chosen)."""
+def is_accumulating(training_args) -> bool:
+    return (getattr(training_args, "gradient_accumulation_steps", 1) or 1) > 1
+
+
+def layers_needed(model, speed_args, training_args, tokens_per_step: int, optim: str) -> Optional[int]:
+    """Decoder layers a step with optimizer ``optim`` must checkpoint to fit the budget, under the user's own
+    checkpointing flags where given; None where it does not fit even so. Unfused loss: asked before the fused
+    kernels are chosen."""
     layers = decoder_layers(model) or []
     budget = budget_bytes(speed_args)
     memory = step_memory(model, model_shape(model.config), tokens_per_step, budget, optim=optim, fused_loss=False,
-                         lora_dropout=False, fused_mlp=False)
-    return step_peak_bytes(len(layers), len(layers), memory) <= budget
+                         lora_dropout=False, fused_mlp=False, deepspeed=training_args.deepspeed)
+    accumulating = is_accumulating(training_args)
+    if training_args.gradient_checkpointing:
+        count = len(layers)
+    elif speed_args.gradient_checkpointing_layers != AUTO_LAYERS:
+        count = max(0, min(speed_args.gradient_checkpointing_layers, len(layers)))
+    else:
+        count = layers_to_checkpoint(len(layers), budget, memory, accumulating)
+    return count if step_peak_bytes(len(layers), count, memory, accumulating) <= budget else None
 
 
 def budget_bytes(speed_args) -> int:
@@ -117,8 +142,9 @@ def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_s
                              fused_loss=liger.get("fused_loss", False),
                              lora_dropout=lora_args.use_lora and lora_args.lora_dropout > 0,
                              fused_mlp=liger.get("fused_mlp", False) or compiled)
-        count = layers_to_checkpoint(len(layers), budget, memory)
-        reason = describe_plan(count, len(layers), budget, memory)
+        accumulating = is_accumulating(training_args)
+        count = layers_to_checkpoint(len(layers), budget, memory, accumulating)
+        reason = describe_plan(count, len(layers), budget, memory, accumulating)
     else:
         count = max(0, min(requested, len(layers)))
         reason = f"--gradient_checkpointing_layers {requested}"

@@ -65,18 +65,22 @@ def loss_workspace_bytes(shape: ModelShape, tokens: int, fused_loss: bool) -> in
     return FUSED_LOSS_BYTES if fused_loss else tokens * shape.vocab_size * LOGIT_BYTES
 
 
-def step_peak_bytes(num_layers: int, checkpointed: int, memory: StepMemory) -> int:
+def step_peak_bytes(num_layers: int, checkpointed: int, memory: StepMemory, accumulating: bool = False) -> int:
     """Peak memory of a step whose first ``checkpointed`` decoder layers are checkpointed.
 
     Two moments compete. When backward starts, every layer holds its activations (a checkpointed one only its
-    input) and no layer has gradients yet (the Trainer frees them after each optimizer step); recomputing a
-    checkpointed layer adds one layer's activations. As backward then walks down the layers, each layer's
-    activations give way to its weights' gradients: for LoRA these are tiny, for full fine-tuning they outweigh
-    the activations, so the peak comes at the end of backward with every layer's gradients present.
+    input); the recompute of a checkpointed layer, which happens later, is counted here too, as the calibration
+    of the per-layer figures assumed. No layer has gradients yet: the Trainer frees them after each optimizer
+    step, unless gradients are being accumulated (``accumulating``: every micro-batch after the first starts
+    backward with all of them). As backward walks down the layers, each layer's activations give way to its
+    weights' gradients: for LoRA these are tiny, for full fine-tuning they outweigh the activations, so the peak
+    comes at the end of backward with every layer's gradients present.
     """
     activations = [memory.checkpoint_bytes if index < checkpointed else memory.layer_bytes
                    for index in range(num_layers)]
     backward_start = sum(activations) + (memory.layer_bytes if checkpointed else 0)
+    if accumulating:
+        return memory.fixed_bytes + backward_start + num_layers * memory.layer_gradient_bytes
     latest, held = 0, sum(activations)
     for index in reversed(range(num_layers)):  # backward reaches layer ``index``
         recompute = memory.layer_bytes if index < checkpointed else 0
@@ -86,11 +90,11 @@ def step_peak_bytes(num_layers: int, checkpointed: int, memory: StepMemory) -> i
     return memory.fixed_bytes + max(backward_start, latest)
 
 
-def layers_to_checkpoint(num_layers: int, budget_bytes: int, memory: StepMemory) -> int:
+def layers_to_checkpoint(num_layers: int, budget_bytes: int, memory: StepMemory, accumulating: bool = False) -> int:
     """The fewest layers to checkpoint so the step's peak (step_peak_bytes) stays within ``budget_bytes``.
     Returns all of them when even that does not fit: checkpointing everything is the most this lever can save."""
     for checkpointed in range(num_layers + 1):
-        if step_peak_bytes(num_layers, checkpointed, memory) <= budget_bytes:
+        if step_peak_bytes(num_layers, checkpointed, memory, accumulating) <= budget_bytes:
             return checkpointed
     return num_layers
 
@@ -100,10 +104,12 @@ def allocator_reserve_bytes(budget_bytes: int) -> int:
     return max(GIB, budget_bytes // 20)
 
 
-def describe_plan(checkpointed: int, num_layers: int, budget_bytes: int, memory: StepMemory) -> str:
+def describe_plan(checkpointed: int, num_layers: int, budget_bytes: int, memory: StepMemory,
+                  accumulating: bool = False) -> str:
     gradients = (f"; {memory.layer_gradient_bytes / GIB:.2f} GiB gradients per layer"
                  if memory.layer_gradient_bytes >= GIB // 100 else "")
+    peak = step_peak_bytes(num_layers, checkpointed, memory, accumulating)
     return (f"checkpointing {checkpointed} of {num_layers} decoder layers to fit {budget_bytes / GIB:.1f} GiB "
-            f"(estimated peak {step_peak_bytes(num_layers, checkpointed, memory) / GIB:.1f} GiB: "
-            f"{memory.fixed_bytes / GIB:.1f} GiB weights, optimizer, loss and other gradients; "
-            f"{memory.layer_bytes / GIB:.2f} GiB activations per layer{gradients})")
+            f"(estimated peak {peak / GIB:.1f} GiB: {memory.fixed_bytes / GIB:.1f} GiB weights, optimizer state, "
+            f"other gradients, autocast copies, loss and allocator reserve; {memory.layer_bytes / GIB:.2f} GiB "
+            f"activations per layer{gradients})")

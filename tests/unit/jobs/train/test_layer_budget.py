@@ -74,3 +74,11 @@ def test_checkpointing_cannot_shrink_the_gradient_peak_below_every_layers_gradie
                         layer_gradient_bytes=3 * GIB // 4)
     assert layers_to_checkpoint(32, 90 * GIB, memory) == 32  # 76 + 24 never fits 90: checkpoint everything
     assert step_peak_bytes(32, 32, memory) >= 76 * GIB + 32 * (3 * GIB // 4)
+
+
+def test_accumulated_gradients_add_to_the_activations_at_backward_start():
+    memory = StepMemory(fixed_bytes=76 * GIB, layer_bytes=GIB // 2, checkpoint_bytes=0,
+                        layer_gradient_bytes=3 * GIB // 4)
+    assert step_peak_bytes(32, 0, memory, accumulating=True) == 76 * GIB + 16 * GIB + 24 * GIB
+    assert layers_to_checkpoint(32, 101 * GIB, memory, accumulating=False) == 0
+    assert layers_to_checkpoint(32, 110 * GIB, memory, accumulating=True) == 13  # 76 + 24 + (32 - n)/2 + 1/2
