@@ -191,7 +191,8 @@ def merge(paths) -> dict:
                   "settings": {**loaded["settings"], "parity_steps": parity_steps}}
     if len(paths) > 1:
         # A merged report shows what was measured: a lever no call ran has no row.
-        merged["pairs"] = [pair for pair in merged["pairs"] if merged["runs"].get(pair["ftimg"]["name"])]
+        merged["pairs"] = [pair for pair in merged["pairs"]
+                           if merged["runs"].get((pair.get("ftimg") or {}).get("name"))]
     return merged
 
 

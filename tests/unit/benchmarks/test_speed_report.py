@@ -58,3 +58,7 @@ def test_an_earlier_calls_pairs_keep_their_rows_and_unmeasured_levers_have_none(
                                   "pairs": [pair("lora", "ftimg-lora"), pair("never-run", "ftimg-never-run")]}))
     assert [p["name"] for p in merge([first, second])["pairs"]] == ["lora", "old-lever"]
     assert [p["name"] for p in merge([second])["pairs"]] == ["lora", "never-run"]
+    # A pair stored without an ftimg side has no row either (and breaks nothing).
+    second.write_text(json.dumps({**results({"baseline": run}, 0, "H200"),
+                                  "pairs": [{**pair("full", "ftimg-full"), "ftimg": None}]}))
+    assert [p["name"] for p in merge([first, second])["pairs"]] == ["old-lever"]
