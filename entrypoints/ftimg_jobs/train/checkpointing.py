@@ -107,13 +107,19 @@ def layers_needed(model, speed_args, training_args, tokens_per_step: int, optim:
     memory = step_memory(model, model_shape(model.config), tokens_per_step, budget, optim=optim, fused_loss=False,
                          lora_dropout=False, fused_mlp=False, deepspeed=training_args.deepspeed)
     accumulating = is_accumulating(training_args)
-    if training_args.gradient_checkpointing:
-        count = len(layers)
-    elif speed_args.gradient_checkpointing_layers != AUTO_LAYERS:
-        count = max(0, min(speed_args.gradient_checkpointing_layers, len(layers)))
-    else:
+    count = requested_count(speed_args, training_args, len(layers))
+    if count is None:
         count = layers_to_checkpoint(len(layers), budget, memory, accumulating)
     return count if step_peak_bytes(len(layers), count, memory, accumulating) <= budget else None
+
+
+def requested_count(speed_args, training_args, num_layers: int) -> Optional[int]:
+    """The layers the user's flags checkpoint; None where the budget decides (the default)."""
+    if training_args.gradient_checkpointing:
+        return num_layers
+    if speed_args.gradient_checkpointing_layers != AUTO_LAYERS:
+        return max(0, min(speed_args.gradient_checkpointing_layers, num_layers))
+    return None
 
 
 def budget_bytes(speed_args) -> int:
@@ -146,7 +152,7 @@ def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_s
         count = layers_to_checkpoint(len(layers), budget, memory, accumulating)
         reason = describe_plan(count, len(layers), budget, memory, accumulating)
     else:
-        count = max(0, min(requested, len(layers)))
+        count = requested_count(speed_args, training_args, len(layers))
         reason = f"--gradient_checkpointing_layers {requested}"
     for layer in layers[:count]:
         checkpoint_layer(layer)
