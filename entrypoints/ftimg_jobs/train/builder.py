@@ -18,7 +18,8 @@ from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_
 from ftimg_jobs.train.checkpointing import decoder_layers, layers_needed, plan_checkpointing, prepare_for_training
 from ftimg_jobs.train.kernels import apply_liger
 from ftimg_jobs.train.optimizer import checkpoint_optimizer, choose_optimizer
-from ftimg_jobs.train.regional_compile import apply_regional_compile, compile_unavailable_reason, measured_default
+from ftimg_jobs.train.regional_compile import (apply_regional_compile, compile_unavailable_reason, measured_default,
+                                              set_partition_fraction)
 from ftimg_jobs.train.throughput import ThroughputCallback
 
 log = logging.getLogger("ftimg_jobs")
@@ -54,6 +55,8 @@ def build_training_model(model_class, model_args, lora_args, training_args, spee
     notes["gradient_checkpointing"] = plan_checkpointing(model, lora_args, speed_args, training_args,
                                                          tokens_per_step, notes["liger"],
                                                          compiled=notes["compile"]["applied"])
+    if notes["compile"]["applied"]:
+        set_partition_fraction(notes["gradient_checkpointing"].get("partition_fraction", 1.0))
     log.info("attention: %s (%s); parameters: %s", attention["implementation"], attention["reason"],
              count_parameters(model))
     return model, attention, notes

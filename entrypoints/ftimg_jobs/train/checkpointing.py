@@ -8,6 +8,7 @@ import torch
 
 from ftimg_jobs.args.speed import AUTO_LAYERS
 from ftimg_jobs.train.layer_budget import (
+    ATTENTION_KERNEL_VECTORS,
     GIB,
     ModelShape,
     StepMemory,
@@ -16,7 +17,9 @@ from ftimg_jobs.train.layer_budget import (
     layer_activation_bytes,
     layers_to_checkpoint,
     loss_workspace_bytes,
+    plan_layers,
     step_peak_bytes,
+    with_partition_fraction,
 )
 
 log = logging.getLogger("ftimg_jobs")
@@ -72,7 +75,9 @@ def data_parallel_processes() -> int:
 
 
 def step_memory(model, shape: ModelShape, tokens: int, budget_bytes: int, optim: str, fused_loss: bool,
-                lora_dropout: bool, fused_mlp: bool, deepspeed=None) -> StepMemory:
+                lora_dropout: bool, fused_mlp: bool, deepspeed=None, compiled: bool = False) -> StepMemory:
+    """``compiled``: the decoder layers run through torch.compile, whose partitioner may recompute part of
+    each layer's activations (layer_budget.plan_layers)."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -89,9 +94,11 @@ def step_memory(model, shape: ModelShape, tokens: int, budget_bytes: int, optim:
     autocast_copies = sum(p.numel() * 2 for p in trainable if p.dtype == torch.float32)
     fixed = (weights + gradients + optimizer + autocast_copies + loss_workspace_bytes(shape, tokens, fused_loss)
              + allocator_reserve_bytes(budget_bytes))
-    return StepMemory(fixed_bytes=fixed,
-                      layer_bytes=layer_activation_bytes(shape, tokens, lora_dropout, fused_mlp),
-                      checkpoint_bytes=tokens * shape.hidden_size * 2, layer_gradient_bytes=layer_gradients)
+    layer_bytes = layer_activation_bytes(shape, tokens, lora_dropout, fused_mlp)
+    attention_kernel = int(ATTENTION_KERNEL_VECTORS * tokens * shape.hidden_size * 2)
+    return StepMemory(fixed_bytes=fixed, layer_bytes=layer_bytes,
+                      checkpoint_bytes=tokens * shape.hidden_size * 2, layer_gradient_bytes=layer_gradients,
+                      partitioned_bytes=max(0, layer_bytes - attention_kernel) if compiled else 0)
 
 
 def is_accumulating(training_args) -> bool:
@@ -130,7 +137,9 @@ def budget_bytes(speed_args) -> int:
 
 def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_step: int, liger: dict,
                        compiled: bool = False) -> dict:
-    """Checkpoint the fewest decoder layers that keep a step within the memory budget; returns the plan."""
+    """Checkpoint the fewest decoder layers that keep a step within the memory budget; returns the plan. For
+    compiled layers the plan may instead (or also) lower the partitioner's share of activations it keeps
+    (``partition_fraction`` below 1.0, for the caller to apply: regional_compile.set_partition_fraction)."""
     if training_args.gradient_checkpointing:
         return {"layers": "all", "reason": "--gradient_checkpointing True"}
     layers = decoder_layers(model)
@@ -147,17 +156,23 @@ def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_s
                              optim=getattr(training_args.optim, "value", training_args.optim),
                              fused_loss=liger.get("fused_loss", False),
                              lora_dropout=lora_args.use_lora and lora_args.lora_dropout > 0,
-                             fused_mlp=liger.get("fused_mlp", False) or compiled)
+                             fused_mlp=liger.get("fused_mlp", False) or compiled, compiled=compiled)
         accumulating = is_accumulating(training_args)
-        count = layers_to_checkpoint(len(layers), budget, memory, accumulating)
-        reason = describe_plan(count, len(layers), budget, memory, accumulating)
+        plan = plan_layers(len(layers), budget, memory, accumulating)
+        count = plan.checkpointed
+        reason = describe_plan(plan, len(layers), budget, with_partition_fraction(memory, plan.partition_fraction),
+                               accumulating)
     else:
         count = requested_count(speed_args, training_args, len(layers))
         reason = f"--gradient_checkpointing_layers {requested}"
+        plan = None
     for layer in layers[:count]:
         checkpoint_layer(layer)
     log.info("gradient checkpointing: %s", reason)
-    return {"layers": count, "of": len(layers), "reason": reason}
+    note = {"layers": count, "of": len(layers), "reason": reason}
+    if plan and plan.partition_fraction < 1.0:
+        note["partition_fraction"] = plan.partition_fraction
+    return note
 
 
 def prepare_for_training(model) -> None:

@@ -104,6 +104,16 @@ def apply_regional_compile(model, layers: list, reason: Optional[str], requested
                       "the default for sft on this GPU; a layer that fails to compile runs eagerly"}
 
 
+def set_partition_fraction(fraction: float) -> None:
+    """The share of a compiled layer's activations its graphs keep for backward (torch's activation memory
+    budget: 1.0 is the partitioner's default choice, lower recomputes the cheapest of them in backward). Read
+    when a graph compiles, at the first step; set for every job so that one process's jobs do not inherit it."""
+    import torch._functorch.config as functorch_config
+
+    if hasattr(functorch_config, "activation_memory_budget"):  # torch 2.4+
+        functorch_config.activation_memory_budget = fraction
+
+
 def compile_outcome() -> dict:
     """What compiling did in this process, for run.json after training: the graphs made (shared by the
     layers; 0 means every layer fell back to eager) and the frames dynamo was handed."""

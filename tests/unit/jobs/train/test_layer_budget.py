@@ -1,8 +1,8 @@
 """The automatic choice of how many decoder layers to checkpoint (torch-free)."""
 
-from ftimg_jobs.train.layer_budget import (GIB, ModelShape, StepMemory, allocator_reserve_bytes, layer_activation_bytes,
-                                           step_peak_bytes,
-                                           layers_to_checkpoint, loss_workspace_bytes)
+from ftimg_jobs.train.layer_budget import (GIB, LayerPlan, ModelShape, StepMemory, allocator_reserve_bytes,
+                                           describe_plan, layer_activation_bytes, layers_to_checkpoint,
+                                           loss_workspace_bytes, plan_layers, step_peak_bytes, with_partition_fraction)
 
 LLAMA_7B = ModelShape(num_layers=32, hidden_size=4096, intermediate_size=11008, vocab_size=32000)
 
@@ -82,3 +82,48 @@ def test_accumulated_gradients_add_to_the_activations_at_backward_start():
     assert step_peak_bytes(32, 0, memory, accumulating=True) == 76 * GIB + 16 * GIB + 24 * GIB
     assert layers_to_checkpoint(32, 101 * GIB, memory, accumulating=False) == 0
     assert layers_to_checkpoint(32, 110 * GIB, memory, accumulating=True) == 13  # 76 + 24 + (32 - n)/2 + 1/2
+
+
+def compiled_lora_7b(fixed_gib: float) -> StepMemory:
+    """The measured LoRA case's estimate: 0.54 GiB a layer, of which the attention kernel keeps 4 hidden vectors."""
+    layer = layer_activation_bytes(LLAMA_7B, 4096, lora_dropout=False, fused_mlp=True)
+    return StepMemory(fixed_bytes=int(fixed_gib * GIB), layer_bytes=layer, checkpoint_bytes=4096 * 4096 * 2,
+                      partitioned_bytes=layer - 4 * 4096 * 4096 * 2)
+
+
+def test_eager_layers_are_planned_by_checkpointing_alone():
+    memory = StepMemory(fixed_bytes=10 * GIB, layer_bytes=GIB, checkpoint_bytes=0)
+    assert plan_layers(32, 30 * GIB, memory) == LayerPlan(13, 1.0)
+
+
+def test_compiled_layers_with_room_keep_the_partitioners_default():
+    assert plan_layers(32, 40 * GIB, compiled_lora_7b(14.5)) == LayerPlan(0, 1.0)
+
+
+def test_lora_at_24_gib_lowers_the_fraction_only_as_far_as_it_must_instead_of_checkpointing():
+    """The H200 case (docs/performance.md): 17 checkpointed layers before; now none, at the highest fraction that
+    fits."""
+    memory = compiled_lora_7b(14.5)
+    budget = 24 * GIB
+    assert layers_to_checkpoint(32, budget, memory) == 17
+    plan = plan_layers(32, budget, memory)
+    assert plan == LayerPlan(0, 0.4)
+    assert step_peak_bytes(32, 0, with_partition_fraction(memory, 0.4)) <= budget
+    assert step_peak_bytes(32, 0, with_partition_fraction(memory, 0.5)) > budget
+    assert "keep 40% of the activations" in describe_plan(plan, 32, budget, with_partition_fraction(memory, 0.4))
+
+
+def test_where_most_layers_must_be_checkpointed_a_lower_fraction_is_not_worth_its_recompute():
+    """QLoRA at 8 GiB: the lower fraction would spare few checkpointed layers and cost every layer a recompute."""
+    plan = plan_layers(32, 8 * GIB, compiled_lora_7b(5.3))
+    assert plan.partition_fraction == 1.0
+    assert plan.checkpointed == layers_to_checkpoint(32, 8 * GIB, compiled_lora_7b(5.3))
+
+
+def test_a_plan_always_fits_or_checkpoints_everything():
+    memory = compiled_lora_7b(14.5)
+    for budget_gib in (16, 18, 20, 22, 26, 30):
+        plan = plan_layers(32, budget_gib * GIB, memory)
+        assert step_peak_bytes(32, plan.checkpointed, with_partition_fraction(memory, plan.partition_fraction)) \
+            <= budget_gib * GIB, budget_gib
+    assert plan_layers(32, 10 * GIB, memory) == LayerPlan(32, 1.0)

@@ -159,3 +159,39 @@ def test_an_explicit_request_after_a_default_one_lets_the_compile_error_through(
     regional_compile.compile_layers(decoder_layers(model), model, backend=failing_backend)
     with pytest.raises(Exception, match="cannot compile anything"):
         loss_and_grads(model, torch.randint(0, 97, (2, 16)))
+
+
+def saved_bytes_and_grads(fraction: float) -> tuple:
+    """Train one step of compiled layers whose partitioner keeps ``fraction`` of its activations; returns
+    ``(bytes the layers' graphs saved for backward, loss, gradients)``."""
+    torch._dynamo.reset()
+    regional_compile.set_partition_fraction(fraction)
+    model = tiny_llama(layers=2)
+    # The min-cut partitioner, as inductor uses it, without needing a C++ compiler.
+    regional_compile.compile_layers(decoder_layers(model), model, backend="aot_eager_decomp_partition")
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    ids = torch.randint(0, 97, (2, 64), generator=torch.Generator().manual_seed(3))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss, grads = loss_and_grads(model, ids)
+    return sum(saved), loss, grads
+
+
+def test_a_lower_partition_fraction_saves_less_and_trains_the_same():
+    import torch._functorch.config as functorch_config
+
+    default = functorch_config.activation_memory_budget
+    try:
+        full_bytes, full_loss, full_grads = saved_bytes_and_grads(1.0)
+        lean_bytes, lean_loss, lean_grads = saved_bytes_and_grads(0.1)
+        assert functorch_config.activation_memory_budget == 0.1
+    finally:
+        regional_compile.set_partition_fraction(default)
+    assert lean_bytes < full_bytes
+    torch.testing.assert_close(lean_loss, full_loss)
+    for name in full_grads:
+        torch.testing.assert_close(lean_grads[name], full_grads[name], rtol=1e-4, atol=1e-5, msg=name)

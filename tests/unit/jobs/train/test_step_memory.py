@@ -83,3 +83,12 @@ def test_frozen_layers_have_no_gradients_to_count(llama_7b):
     finally:
         for parameter in llama_7b.model.layers.parameters():
             parameter.requires_grad_(True)
+
+
+def test_compiled_layers_leave_the_attention_kernels_tensors_out_of_what_the_partitioner_may_recompute(llama_7b):
+    args = dict(optim=FP32, fused_loss=True, lora_dropout=False, fused_mlp=True)
+    eager = step_memory(llama_7b, model_shape(llama_7b.config), TOKENS, 126 * GIB, **args)
+    compiled = step_memory(llama_7b, model_shape(llama_7b.config), TOKENS, 126 * GIB, compiled=True, **args)
+    assert eager.partitioned_bytes == 0
+    assert compiled.layer_bytes == eager.layer_bytes
+    assert compiled.partitioned_bytes == compiled.layer_bytes - 4 * TOKENS * 4096 * 2  # q, k, v, output in bf16
