@@ -2,8 +2,9 @@
 
 A pair is a baseline case and an ftimg case of the same model, data and LoRA
 settings. Pairs are listed most important first (issue 15): LoRA, QLoRA, cls,
-full fine-tuning, variable length, QLoRA memory-saving; then levers not yet defaults,
-each against the baseline of the pair it would improve. Within a pair the two
+full fine-tuning, variable length, QLoRA memory-saving (every layer checkpointed,
+and a budget of 8 GiB); then levers not yet defaults, each against the baseline of
+the pair it would improve. Within a pair the two
 cases alternate, one process each: baseline, ftimg, baseline, ftimg, ...
 so slow drift of the machine (clocks, heat, a neighbour) falls on both sides.
 """
@@ -86,9 +87,13 @@ def pairs(shapes: Shapes) -> List[Pair]:
     qlora_lean = Pair("qlora-lean", f"QLoRA 7B @{shapes.fixed}, every layer checkpointed", "<= 8 GiB at >= 1.6x",
                       qlora_baseline, case("ftimg-qlora-lean", "ftimg", "qlora", "fixed", shapes.fixed, 1,
                                            argv=["--gradient_checkpointing", "True"]))
+    # The same target through the memory budget: the layers that fit 8 GiB keep their activations.
+    qlora_8gib = Pair("qlora-8gib", f"QLoRA 7B @{shapes.fixed}, budget 8 GiB", "<= 8 GiB at >= 1.6x", qlora_baseline,
+                      case("ftimg-qlora-8gib", "ftimg", "qlora", "fixed", shapes.fixed, 1,
+                           argv=["--gpu_memory_budget_gib", "8"]))
     compile_on, compile_off = ["--compile_layers", "True"], ["--compile_layers", "False"]
     return [
-        lora, qlora, cls, full, varlen, qlora_lean,
+        lora, qlora, cls, full, varlen, qlora_lean, qlora_8gib,
         # Full fine-tuning's defaults on an H200 (fp32 AdamW, which fits there; compiled layers) against the
         # 8-bit AdamW that smaller GPUs get.
         lever(full, "8bit", ["--eight_bit_optimizer", "True"], "what fp32 AdamW buys"),
@@ -99,6 +104,8 @@ def pairs(shapes: Shapes) -> List[Pair]:
         # Inductor's C++ wrapper: the compiled graphs launch their kernels from C++ instead of a Python function,
         # for steps whose host, not GPU, sets the pace (docs/performance.md, the step profile).
         lever(lora, "cppwrapper", [], "lever for >= 2.0x", {"TORCHINDUCTOR_CPP_WRAPPER": "1"}),
+        # The plan before the partition fraction: 17 whole layers recomputed to fit 24 GiB, the rest kept.
+        lever(lora, "17-checkpointed", ["--gradient_checkpointing_layers", "17"], "what the partition fraction buys"),
     ]
 
 

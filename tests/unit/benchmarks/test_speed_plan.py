@@ -8,9 +8,9 @@ def names(runs):
 
 def test_pairs_come_most_important_first():
     assert [pair.name for pair in pairs(SHAPES_7B)] == ["lora", "qlora", "cls", "full", "varlen", "qlora-lean",
-                                                      "full-8bit", "lora-eager", "qlora-eager",
+                                                      "qlora-8gib", "full-8bit", "lora-eager", "qlora-eager",
                                                       "qlora-lean-eager", "varlen-eager", "full-eager", "cls-compile",
-                                                      "lora-cppwrapper"]
+                                                      "lora-cppwrapper", "lora-17-checkpointed"]
 
 
 def test_the_issue_15_shapes():
@@ -20,6 +20,8 @@ def test_the_issue_15_shapes():
         == (1024, 8, 50)
     assert (by_name["varlen"].ftimg["seq"], by_name["varlen"].ftimg["batch"]) == (2048, 4)
     assert by_name["qlora-lean"].baseline is by_name["qlora"].baseline
+    assert by_name["qlora-8gib"].baseline is by_name["qlora"].baseline
+    assert by_name["qlora-8gib"].ftimg["argv"] == ["--gpu_memory_budget_gib", "8"]
     assert by_name["full-8bit"].baseline is by_name["full"].baseline
     assert by_name["full-8bit"].ftimg["argv"] == ["--eight_bit_optimizer", "True"]
     assert all(pair.baseline["gc"] for pair in by_name.values())
@@ -67,7 +69,8 @@ def test_the_shared_qlora_baseline_runs_once_per_repeat():
     assert runs.count("baseline-qlora-gc r0") == 1 and runs.count("baseline-full-gc r0") == 1
     assert runs.count("baseline-lora-gc r0") == 1
     lean = runs.index("ftimg-qlora-lean r0")
-    assert runs[lean:lean + 6] == ["ftimg-qlora-lean r0", "ftimg-qlora-lean r1", "ftimg-qlora-lean r2",
+    assert runs[lean:lean + 9] == ["ftimg-qlora-lean r0", "ftimg-qlora-lean r1", "ftimg-qlora-lean r2",
+                                   "ftimg-qlora-8gib r0", "ftimg-qlora-8gib r1", "ftimg-qlora-8gib r2",
                                    "ftimg-full-8bit r0", "ftimg-full-8bit r1", "ftimg-full-8bit r2"]
 
 
