@@ -101,16 +101,16 @@ def test_compiled_layers_with_room_keep_the_partitioners_default():
 
 
 def test_lora_at_24_gib_lowers_the_fraction_only_as_far_as_it_must_instead_of_checkpointing():
-    """The H200 case (docs/performance.md): 17 checkpointed layers before; now none, at the highest fraction that
-    fits."""
+    """The H200 case (docs/performance.md): 17 checkpointed layers before; now none, at the highest measured
+    fraction that fits (0.5 would not)."""
     memory = compiled_lora_7b(14.5)
     budget = 24 * GIB
     assert layers_to_checkpoint(32, budget, memory) == 17
     plan = plan_layers(32, budget, memory)
-    assert plan == LayerPlan(0, 0.4)
-    assert step_peak_bytes(32, 0, with_partition_fraction(memory, 0.4)) <= budget
+    assert plan == LayerPlan(0, 0.3)
+    assert step_peak_bytes(32, 0, with_partition_fraction(memory, 0.3)) <= budget
     assert step_peak_bytes(32, 0, with_partition_fraction(memory, 0.5)) > budget
-    assert "keep 40% of the activations" in describe_plan(plan, 32, budget, with_partition_fraction(memory, 0.4))
+    assert "keep 30% of the activations" in describe_plan(plan, 32, budget, with_partition_fraction(memory, 0.3))
 
 
 def test_where_most_layers_must_be_checkpointed_a_lower_fraction_is_not_worth_its_recompute():
