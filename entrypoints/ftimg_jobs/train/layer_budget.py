@@ -4,7 +4,9 @@ Gradient checkpointing is usually all or nothing: every layer recomputes its
 forward pass during backward (about a third more compute) even when half the
 layers' activations would have fit. Here the memory a step needs is estimated
 from the model's shape, and only as many layers are checkpointed as the budget
-requires; the rest keep their activations.
+requires; the rest keep their activations. Compiled layers have a cheaper lever
+first: the compiler's partitioner can keep less of every layer and recompute the
+cheap part (plan_layers weighs the two).
 
 The per-layer activation count is in units of one bf16 vector of the hidden
 (or MLP) width per token, counted from what a Llama-style layer saves for
@@ -155,13 +157,13 @@ def describe_plan(plan: LayerPlan, num_layers: int, budget_bytes: int, memory: S
                   accumulating: bool = False) -> str:
     """``memory``: as the plan's partition fraction leaves it (with_partition_fraction)."""
     checkpointed = plan.checkpointed
-    gradients = (f"; {memory.layer_gradient_bytes / GIB:.2f} GiB gradients per layer"
-                 if memory.layer_gradient_bytes >= GIB // 100 else "")
+    details = (f"; {memory.layer_gradient_bytes / GIB:.2f} GiB gradients per layer"
+               if memory.layer_gradient_bytes >= GIB // 100 else "")
     if plan.partition_fraction < 1.0:
-        gradients += (f"; the compiled layers keep {plan.partition_fraction:.0%} of the activations their graphs "
-                      "would save and recompute the cheapest rest in backward (torch's activation memory budget)")
+        details += (f"; the compiled layers keep {plan.partition_fraction:.0%} of the activations their graphs "
+                    "would save and recompute the cheapest rest in backward (torch's activation memory budget)")
     peak = step_peak_bytes(num_layers, checkpointed, memory, accumulating)
     return (f"checkpointing {checkpointed} of {num_layers} decoder layers to fit {budget_bytes / GIB:.1f} GiB "
             f"(estimated peak {peak / GIB:.1f} GiB: {memory.fixed_bytes / GIB:.1f} GiB weights, optimizer state, "
             f"other gradients, autocast copies, loss and allocator reserve; {memory.layer_bytes / GIB:.2f} GiB "
-            f"activations per layer{gradients})")
+            f"activations per layer{details})")
