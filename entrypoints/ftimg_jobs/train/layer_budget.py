@@ -42,7 +42,8 @@ FUSED_LOSS_BYTES = 512 * 1024 ** 2
 # instead. Measured on an H200 (LoRA bf16, the Llama-2-7B shape at 4,096 tokens, no layer checkpointed;
 # docs/performance.md): peaks of 30.4, 24.4 and 21.8 GiB at fractions 1.0, 0.5 and 0.3, on a straight line with
 # these four vectors outside the graphs. Between those points the partitioner's choice moves in steps (0.4 kept
-# as much as 0.5) and 0.15 saved nothing more than 0.3, so only the measured fractions are planned with.
+# as much as 0.5; benchmarks/partition_memory.py finds the same levels on a CPU), so only the measured fractions
+# are planned with.
 ATTENTION_KERNEL_VECTORS = 4.0
 PARTITION_FRACTIONS = (1.0, 0.5, 0.3)
 # Step time each costs, in units of one layer's forward + backward, from the same measurements:
