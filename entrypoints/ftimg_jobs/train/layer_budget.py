@@ -41,9 +41,9 @@ FUSED_LOSS_BYTES = 512 * 1024 ** 2
 # memory budget (a fraction: 1.0 saves its default choice) has it recompute the cheapest of them in backward
 # instead. Measured on an H200 (LoRA bf16, the Llama-2-7B shape at 4,096 tokens, no layer checkpointed;
 # docs/performance.md): the peaks at fractions 1.0, 0.5 and 0.3 (30.4, 24.4 and 21.8 GiB) each lie 0.7-1.4 GiB
-# under the step estimate that scales only what is outside these four vectors by the fraction. Between those points the partitioner's choice moves in steps (0.4 kept
-# as much as 0.5; benchmarks/partition_memory.py finds the same levels on a CPU), so only the measured fractions
-# are planned with.
+# under the step estimate that scales only what is outside these four vectors by the fraction. Between those
+# points the partitioner's choice moves in steps (0.4 kept as much as 0.5; benchmarks/partition_memory.py finds
+# the same levels on a CPU), so only the measured fractions are planned with.
 ATTENTION_KERNEL_VECTORS = 4.0
 PARTITION_FRACTIONS = (1.0, 0.5, 0.3)
 # Step time each costs, in units of one layer's forward + backward, from the same measurements:
