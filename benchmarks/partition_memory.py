@@ -89,8 +89,8 @@ def main() -> int:
     scale = args.scale_to / args.tokens
     for fraction in (float(value) for value in args.fractions.split(",")):
         counted = saved_bytes(fraction, args.tokens)
-        print(json.dumps({"fraction": fraction,
-                          **{f"{key}_mib": round(value * scale / MIB, 1) for key, value in counted.items()}}), flush=True)
+        scaled = {f"{key}_mib": round(value * scale / MIB, 1) for key, value in counted.items()}
+        print(json.dumps({"fraction": fraction, **scaled}), flush=True)
     return 0
 
 
