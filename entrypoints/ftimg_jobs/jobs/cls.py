@@ -36,6 +36,7 @@ from ftimg_jobs.run_manifest import data_files_info
 from ftimg_jobs.train.builder import build_collator, build_training_model
 from ftimg_jobs.train.metrics import classification_metrics, regression_metrics
 from ftimg_jobs.train.outputs import finish_run
+from ftimg_jobs.train.regional_compile import compile_checks
 from ftimg_jobs.train.setup import start_training
 from ftimg_jobs.train.signals import StopOnSignal
 
@@ -115,7 +116,7 @@ def main(job: str, argv: list) -> int:
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                       data_collator=collator, processing_class=tokenizer, compute_metrics=metrics_function(schema),
-                      callbacks=[stop, throughput, start.fingerprints])
+                      callbacks=[stop, throughput, start.fingerprints, *compile_checks(speed_notes)])
     train_output = trainer.train(resume_from_checkpoint=resumed_from)
 
     eval_metrics = {}

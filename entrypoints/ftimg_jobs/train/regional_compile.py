@@ -18,6 +18,7 @@ import logging
 from typing import Optional
 
 import torch
+from transformers import TrainerCallback
 
 from ftimg_jobs.model import flash4_attention, packed_attention
 from ftimg_jobs.train.toolchain import triton_toolchain_problem
@@ -107,7 +108,8 @@ def apply_regional_compile(model, layers: list, reason: Optional[str], requested
 def set_partition_fraction(fraction: float) -> None:
     """The share of a compiled layer's activations its graphs keep for backward (torch's activation memory
     budget: 1.0 is the partitioner's default choice, lower recomputes the cheapest of them in backward). Read
-    when a graph compiles, at the first step; set for every job so that one process's jobs do not inherit it."""
+    when a graph compiles, at the first step; set by every job whose layers compile (1.0 where its plan keeps
+    the default), so that a job never compiles under an earlier job's fraction in the same process."""
     import torch._functorch.config as functorch_config
 
     if hasattr(functorch_config, "activation_memory_budget"):  # torch 2.4+
@@ -120,3 +122,32 @@ def compile_outcome() -> dict:
     from torch._dynamo.utils import counters
 
     return {"graphs": counters["stats"]["unique_graphs"], "frames": counters["frames"]["total"]}
+
+
+class CompileFallbackCheck(TrainerCallback):
+    """After the first optimizer step, warns where every layer fell back to eager (a compile error, logged by
+    torch above): the memory plan counted compiled layers, which keep less for backward, and may have lowered
+    their partition fraction, so the eager layers can need more GPU memory than the budget."""
+
+    def __init__(self, plan: dict):
+        self.plan = plan
+        self.checked = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.checked:
+            return
+        self.checked = True
+        if compile_outcome()["graphs"]:
+            return
+        fraction = self.plan.get("partition_fraction")
+        assumed = f" at partition fraction {fraction}" if fraction else ""
+        log.warning("every decoder layer fell back to eager after a compile error (above); the memory plan counted "
+                    "compiled layers%s, so this run may need more GPU memory than planned. Pass --compile_layers "
+                    "False to plan for eager layers.", assumed)
+
+
+def compile_checks(notes: dict) -> list:
+    """The Trainer callbacks that watch the compiled layers (none where they stay eager)."""
+    if not notes["compile"]["applied"]:
+        return []
+    return [CompileFallbackCheck(notes.get("gradient_checkpointing", {}))]

@@ -15,12 +15,15 @@ TINY_LAYER = {"hidden_size": 64, "intermediate_size": 172, "num_attention_heads"
 
 
 def test_a_lower_fraction_keeps_fewer_bytes_in_the_graphs_and_the_same_in_attention():
+    import torch._functorch.config as functorch_config
+
     original = regional_compile.EAGER_ATTENTION[packed_attention.NAME]
+    fraction_before = functorch_config.activation_memory_budget
     try:
         full = partition_memory.saved_bytes(1.0, 32, TINY_LAYER)
         none = partition_memory.saved_bytes(0.0, 32, TINY_LAYER)
     finally:
-        regional_compile.set_partition_fraction(1.0)
+        regional_compile.set_partition_fraction(fraction_before)
         torch._dynamo.reset()
     assert regional_compile.EAGER_ATTENTION[packed_attention.NAME] is original
     assert 0 < none["graphs"] < full["graphs"]

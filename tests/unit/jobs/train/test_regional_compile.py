@@ -195,3 +195,29 @@ def test_a_lower_partition_fraction_saves_less_and_trains_the_same():
     torch.testing.assert_close(lean_loss, full_loss)
     for name in full_grads:
         torch.testing.assert_close(lean_grads[name], full_grads[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_run_whose_layers_all_fell_back_to_eager_is_warned_once_after_its_first_step(caplog):
+    from torch._dynamo.utils import counters
+
+    plan = {"layers": 0, "of": 32, "partition_fraction": 0.3}
+    notes = {"compile": {"applied": True}, "gradient_checkpointing": plan}
+    (check,) = regional_compile.compile_checks(notes)
+    counters.clear()  # no graph made: every layer ran eagerly
+    with caplog.at_level("WARNING", logger="ftimg_jobs"):
+        check.on_step_end(None, None, None)
+        check.on_step_end(None, None, None)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "partition fraction 0.3" in warnings[0] and "--compile_layers False" in warnings[0]
+
+
+def test_compiled_layers_raise_no_fallback_warning_and_eager_jobs_get_no_check(caplog):
+    model = tiny_llama(layers=1)
+    regional_compile.compile_layers(decoder_layers(model), model, backend="aot_eager")
+    loss_and_grads(model, torch.randint(0, 97, (1, 8), generator=torch.Generator().manual_seed(4)))
+    (check,) = regional_compile.compile_checks({"compile": {"applied": True}, "gradient_checkpointing": {}})
+    with caplog.at_level("WARNING", logger="ftimg_jobs"):
+        check.on_step_end(None, None, None)
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]
+    assert regional_compile.compile_checks({"compile": {"applied": False}}) == []
