@@ -40,13 +40,15 @@ FUSED_LOSS_BYTES = 512 * 1024 ** 2
 # rest of a layer's activations are what the compiler's partitioner chose to save, and torch's activation
 # memory budget (a fraction: 1.0 saves its default choice) has it recompute the cheapest of them in backward
 # instead. Measured on an H200 (LoRA bf16, the Llama-2-7B shape at 4,096 tokens, no layer checkpointed;
-# docs/performance.md): the peaks at fractions 1.0, 0.5 and 0.3 (30.4, 24.4 and 21.8 GiB) each lie 0.7-1.4 GiB
-# under the step estimate that scales only what is outside these four vectors by the fraction. Between those
-# points the partitioner's choice moves in steps (0.4 kept as much as 0.5; benchmarks/partition_memory.py finds
-# the same levels on a CPU), so only the measured fractions are planned with.
+# docs/performance.md): the peaks at fractions 1.0 and 0.5 (30.4 and 24.4 GiB) lie 1.4 and 0.8 GiB under the step
+# estimate that scales what is outside these four vectors by the fraction; at 0.3 the run's peak (21.8) was set
+# outside the step, so it only bounds the step from above (estimate 22.5). Between those points the partitioner's
+# choice moves in steps (0.4 kept as much as 0.5; benchmarks/partition_memory.py finds the same levels on a CPU),
+# so only the measured fractions are planned with.
 ATTENTION_KERNEL_VECTORS = 4.0
 PARTITION_FRACTIONS = (1.0, 0.5, 0.3)
-# Step time each costs, in units of one layer's forward + backward, from the same measurements:
+# Step time each costs, in units of one layer's forward + backward, from the same measurements (one shape: LoRA at
+# 4,096 tokens; a full fine-tuning layer's backward also makes weight gradients, so recompute costs it less):
 # checkpointing a layer replays its forward (about half of a LoRA layer's time: its backward computes no weight
 # gradients); the partitioner's recompute at fraction f cost 6.5% (0.5) and 11.5% (0.3) of the step, about
 # 0.165 of a layer per unit of (1 - f) in every layer.
