@@ -41,8 +41,8 @@ FUSED_LOSS_BYTES = 512 * 1024 ** 2
 # memory budget (a fraction: 1.0 saves its default choice) has it recompute the cheapest of them in backward
 # instead. Measured on an H200 (LoRA bf16, the Llama-2-7B shape at 4,096 tokens, no layer checkpointed;
 # docs/performance.md): the peaks at fractions 1.0 and 0.5 (30.4 and 24.4 GiB) lie 1.4 and 0.8 GiB under the step
-# estimate that scales what is outside these four vectors by the fraction; at 0.3 the run's peak (21.8) was set
-# outside the step, so it only bounds the step from above (estimate 22.5). Between those points the partitioner's
+# estimate that scales what is outside these four vectors by the fraction; at 0.3 the run's peak (21.8) equals two
+# other plans' to the MiB, so something outside the step likely set it and it only bounds the step (estimate 22.5). Between those points the partitioner's
 # choice moves in steps (0.4 kept as much as 0.5; benchmarks/partition_memory.py finds the same levels on a CPU),
 # so only the measured fractions are planned with.
 ATTENTION_KERNEL_VECTORS = 4.0
