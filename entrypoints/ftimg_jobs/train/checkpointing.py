@@ -19,7 +19,6 @@ from ftimg_jobs.train.layer_budget import (
     loss_workspace_bytes,
     plan_layers,
     step_peak_bytes,
-    with_partition_fraction,
 )
 
 log = logging.getLogger("ftimg_jobs")
@@ -160,8 +159,7 @@ def plan_checkpointing(model, lora_args, speed_args, training_args, tokens_per_s
         accumulating = is_accumulating(training_args)
         plan = plan_layers(len(layers), budget, memory, accumulating)
         count = plan.checkpointed
-        reason = describe_plan(plan, len(layers), budget, with_partition_fraction(memory, plan.partition_fraction),
-                               accumulating)
+        reason = describe_plan(plan, len(layers), budget, memory, accumulating)
     else:
         count = requested_count(speed_args, training_args, len(layers))
         reason = f"--gradient_checkpointing_layers {requested}"

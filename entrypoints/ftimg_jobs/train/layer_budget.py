@@ -158,7 +158,8 @@ def allocator_reserve_bytes(budget_bytes: int) -> int:
 
 def describe_plan(plan: LayerPlan, num_layers: int, budget_bytes: int, memory: StepMemory,
                   accumulating: bool = False) -> str:
-    """``memory``: as the plan's partition fraction leaves it (with_partition_fraction)."""
+    """``memory``: the step's estimate at fraction 1.0; the plan's partition fraction is applied here."""
+    memory = with_partition_fraction(memory, plan.partition_fraction)
     checkpointed = plan.checkpointed
     details = (f"; {memory.layer_gradient_bytes / GIB:.2f} GiB gradients per layer"
                if memory.layer_gradient_bytes >= GIB // 100 else "")
