@@ -25,6 +25,10 @@ from ftimg_jobs.secrets import clear_secret_fields, say
 COMMON_TRAINING_DEFAULTS = {
     "report_to": "tensorboard",
     "logging_steps": 1,
+    # transformers' NaN/inf filter only changes the logged loss, and reads the step's loss back to the host
+    # to do it: a device synchronisation each step that leaves the GPU idle while the host then clips the
+    # gradients and steps the optimizer. Off, a diverged step shows in the log as nan instead of being hidden.
+    "logging_nan_inf_filter": False,
     "save_strategy": "steps",
     "resume_from_checkpoint": "auto",
 }

@@ -30,3 +30,16 @@ def test_warmup_ratio_and_steps_together_are_refused_where_they_are_one_setting(
         pytest.skip("transformers 4 keeps both settings (steps win)")
     with pytest.raises(JobError, match="--warmup_ratio or --warmup_steps, not both"):
         TrainingArguments(output_dir=str(tmp_path), warmup_ratio=0.3, warmup_steps=2, report_to="none")
+
+
+def test_the_nan_filter_is_off_unless_asked_for(tmp_path):
+    """transformers' filter reads every step's loss back to the host (a device synchronisation)."""
+    from ftimg_jobs.args.parser import parse_job_args
+    from ftimg_jobs.jobs.sft import ARGUMENT_CLASSES
+
+    def training_args(*flags):
+        parsed = parse_job_args("lora-sft", ["--output_dir", str(tmp_path), *flags], ARGUMENT_CLASSES)
+        return parsed.of(TrainingArguments)
+
+    assert training_args().logging_nan_inf_filter is False
+    assert training_args("--logging_nan_inf_filter", "True").logging_nan_inf_filter is True
