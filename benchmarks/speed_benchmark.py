@@ -9,8 +9,7 @@ Makes a Llama-2-7B-shaped model with random weights once under --work (hidden 40
 important first: LoRA, QLoRA, cls, full fine-tuning, variable length, QLoRA
 memory-saving (speed_plan.py). Within a pair the baseline (speed_baselines.py)
 and the ftimg job path (speed_ftimg.py) alternate, --repeats times, each run in
-its own process (forked once torch and transformers are imported: speed_launch.py), each
-measuring --steps steps after --warmup. The LoRA pair's
+its own process, each measuring --steps steps after --warmup. The LoRA pair's
 first repeat trains --parity-steps steps on both sides to compare loss curves.
 
 Runs are kept in OUT/results.json as they finish; calling again with the same
@@ -27,6 +26,7 @@ for whole pairs (a pair of 3 repeats takes about 5 minutes on an H200).
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -36,7 +36,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from speed_launch import can_fork, run_forked, run_in_interpreter  # noqa: E402
 from speed_plan import SHAPES_7B, SHAPES_TINY, estimate_runs, pairs, run_order, select_pairs  # noqa: E402
 from speed_report import write_report  # noqa: E402
 from speed_results import ResultsMismatch, is_measured, load_results, record_run, save_results  # noqa: E402
@@ -95,15 +94,21 @@ def ensure_model(work: Path, tiny: bool) -> Path:
 
 
 def run_one(run_spec: dict, timeout_s: float) -> dict:
-    """One run in its own process (speed_launch.py); its result, or what went wrong with the tail of its log."""
+    """One run in its own process; its RESULT line, or what went wrong with the tail of its log."""
     started = time.time()
-    if can_fork(run_spec):
-        import speed_cases  # torch and transformers, imported once here for every forked run
-
-        result, process = run_forked(speed_cases.forked_run, run_spec, timeout_s), "fork"
-    else:
-        result, process = run_in_interpreter(HERE / "speed_cases.py", run_spec, timeout_s), "interpreter"
-    return {**result, "process": process, "wall_s": time.time() - started}
+    try:
+        completed = subprocess.run([sys.executable, str(HERE / "speed_cases.py"), json.dumps(run_spec)],
+                                   capture_output=True, text=True, timeout=timeout_s,
+                                   env={**os.environ, **run_spec.get("env", {})})
+    except subprocess.TimeoutExpired as expired:
+        tail = (expired.stderr or b"")[-2500:]
+        return {"error": f"stopped after {timeout_s:.0f} s", "log_tail": tail.decode(errors="replace")
+                if isinstance(tail, bytes) else tail, "wall_s": time.time() - started}
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        return {"error": f"exit {completed.returncode}", "log_tail": (completed.stderr or completed.stdout)[-2500:],
+                "wall_s": time.time() - started}
+    return {**json.loads(lines[-1][len("RESULT "):]), "wall_s": time.time() - started}
 
 
 def print_estimates(pending: list, results: dict, elapsed: float, deadline_s: float) -> None:

@@ -79,8 +79,7 @@ class DeviceAllocations(TrainerCallback):
                 "reserved_gib": [reserved for _, reserved in self.steps]}
 
 
-def train_run(case, process_started: float = PROCESS_STARTED) -> dict:
-    """``process_started``: when this run's process began (its set-up time counts from there)."""
+def train_run(case) -> dict:
     run_dir = Path(case["run_dir"])
     set_seed(SEED)  # LoRA's initial weights and dropout masks: the same random stream on both sides
     trainer, throughput, notes = builder(case)(case, run_dir, dataset(case))
@@ -93,7 +92,7 @@ def train_run(case, process_started: float = PROCESS_STARTED) -> dict:
         # After the measured steps, so that tracing never slows a measured one.
         profile = StepProfile(after=case["warmup"] + case["steps"], steps=case["profile_steps"])
         trainer.add_callback(profile)
-    setup_seconds = time.time() - process_started
+    setup_seconds = time.time() - PROCESS_STARTED
     started = time.time()
     trainer.train()
     train_seconds = time.time() - started
@@ -112,12 +111,6 @@ def train_run(case, process_started: float = PROCESS_STARTED) -> dict:
             "step_allocations": allocations.per_step(),
             "profile": profile.result if profile else None,
             "notes": notes}
-
-
-def forked_run(case) -> dict:
-    """A run in a process forked from the benchmark (speed_launch.py): torch and transformers are already
-    imported, so its set-up time starts now and leaves those imports out."""
-    return train_run(case, process_started=time.time())
 
 
 def main() -> int:
