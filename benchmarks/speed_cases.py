@@ -11,6 +11,7 @@ import time
 
 PROCESS_STARTED = time.time()  # set-up time counts the imports below
 
+import gc  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -79,12 +80,40 @@ class DeviceAllocations(TrainerCallback):
                 "reserved_gib": [reserved for _, reserved in self.steps]}
 
 
+class CollectorPauses(TrainerCallback):
+    """Python's garbage collections during the measured steps: count and host milliseconds per generation (a
+    full collection stalls the host, and a step short on host time with it)."""
+
+    def __init__(self, first_step: int, last_step: int):
+        self.first_step, self.last_step = first_step, last_step
+        self.by_generation, self.started = {}, None
+
+    def record(self, phase, info):
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            count, milliseconds = self.by_generation.get(info["generation"], (0, 0.0))
+            self.by_generation[info["generation"]] = (count + 1, milliseconds + 1e3 * (time.perf_counter() - self.started))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.first_step:
+            gc.callbacks.append(self.record)
+        elif state.global_step == self.last_step and self.record in gc.callbacks:
+            gc.callbacks.remove(self.record)
+
+    def result(self) -> dict:
+        return {f"generation_{generation}": {"collections": count, "ms": round(milliseconds, 1)}
+                for generation, (count, milliseconds) in sorted(self.by_generation.items())}
+
+
 def train_run(case) -> dict:
     run_dir = Path(case["run_dir"])
     set_seed(SEED)  # LoRA's initial weights and dropout masks: the same random stream on both sides
     trainer, throughput, notes = builder(case)(case, run_dir, dataset(case))
     allocations = DeviceAllocations()
     trainer.add_callback(allocations)
+    collections = CollectorPauses(case["warmup"], case["warmup"] + case["steps"])
+    trainer.add_callback(collections)
     profile = None
     if case.get("profile_steps") and torch.cuda.is_available():
         from speed_profile import StepProfile
@@ -109,6 +138,7 @@ def train_run(case) -> dict:
             "step_seconds": [round(step["seconds"], 4) for step in throughput.steps],
             "step_tokens": [step["tokens"] for step in throughput.steps],
             "step_allocations": allocations.per_step(),
+            "garbage_collections": collections.result(),
             "profile": profile.result if profile else None,
             "notes": notes}
 

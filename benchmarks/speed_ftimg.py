@@ -27,7 +27,7 @@ def ftimg_sft_trainer(case, run_dir, train_dataset) -> tuple:
     from ftimg_jobs.args.parser import parse_job_args
     from ftimg_jobs.data.collate import WIDTH_MULTIPLE, LeftPadCollator
     from ftimg_jobs.jobs.sft import ARGUMENT_CLASSES
-    from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model
+    from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model, speed_callbacks
 
     parsed = parse_job_args(JOBS["causal", case["method"]], job_argv(case, run_dir), ARGUMENT_CLASSES)
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
@@ -37,7 +37,7 @@ def ftimg_sft_trainer(case, run_dir, train_dataset) -> tuple:
     padding = LeftPadCollator(PAD_ID, width_multiple=WIDTH_MULTIPLE)  # as jobs/sft.py pads
     collator, throughput = build_collator(padding, speed_args, attention, training_args, notes)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
-                      callbacks=[throughput])
+                      callbacks=speed_callbacks(speed_args, throughput, notes))
     return trainer, throughput, {"attention": attention["implementation"],
                                  "lora_dropout": lora_args.lora_dropout if lora_args.use_lora else None, **notes}
 
@@ -48,7 +48,7 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
 
     from ftimg_jobs.args.parser import parse_job_args
     from ftimg_jobs.jobs.cls import ARGUMENT_CLASSES, SEQ_CLS, padding_collator
-    from ftimg_jobs.train.builder import build_collator, build_training_model
+    from ftimg_jobs.train.builder import build_collator, build_training_model, speed_callbacks
 
     parsed = parse_job_args(JOBS["cls", case["method"]], job_argv(case, run_dir), ARGUMENT_CLASSES)
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
@@ -60,6 +60,6 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
     padding = padding_collator(model, PAD_ID, torch.long, data_args.model_max_length)
     collator, throughput = build_collator(padding, speed_args, attention, training_args, notes, task_type=SEQ_CLS)
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
-                      callbacks=[throughput])
+                      callbacks=speed_callbacks(speed_args, throughput, notes))
     return trainer, throughput, {"attention": attention["implementation"],
                                  "lora_dropout": lora_args.lora_dropout if lora_args.use_lora else None, **notes}

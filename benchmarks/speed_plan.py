@@ -108,6 +108,9 @@ def pairs(shapes: Shapes) -> List[Pair]:
         lever(lora, "17-checkpointed", ["--gradient_checkpointing_layers", "17"], "what the partition fraction buys"),
         # transformers' NaN/inf loss filter, off by default in the jobs: it synchronises the device every step.
         lever(lora, "nan-filter", ["--logging_nan_inf_filter", "True"], "what skipping the NaN check buys"),
+        # Python's collector walking every long-lived object (train/garbage_collection.py), on the step with the
+        # most host work: QLoRA with 30 of 32 layers recomputed.
+        lever(qlora_8gib, "gc-unfrozen", ["--freeze_gc", "False"], "what freezing the collector buys"),
     ]
 
 

@@ -33,10 +33,9 @@ from ftimg_jobs.model.causal import attends_causally, pools_before_first_pad
 from ftimg_jobs.model.lora import count_parameters
 from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
-from ftimg_jobs.train.builder import build_collator, build_training_model
+from ftimg_jobs.train.builder import build_collator, build_training_model, speed_callbacks
 from ftimg_jobs.train.metrics import classification_metrics, regression_metrics
 from ftimg_jobs.train.outputs import finish_run
-from ftimg_jobs.train.regional_compile import compile_checks
 from ftimg_jobs.train.setup import start_training
 from ftimg_jobs.train.signals import StopOnSignal
 
@@ -116,7 +115,7 @@ def main(job: str, argv: list) -> int:
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                       data_collator=collator, processing_class=tokenizer, compute_metrics=metrics_function(schema),
-                      callbacks=[stop, throughput, start.fingerprints, *compile_checks(speed_notes)])
+                      callbacks=[stop, start.fingerprints, *speed_callbacks(speed_args, throughput, speed_notes)])
     train_output = trainer.train(resume_from_checkpoint=resumed_from)
 
     eval_metrics = {}

@@ -29,9 +29,8 @@ from ftimg_jobs.errors import JobError
 from ftimg_jobs.model.lora import count_parameters
 from ftimg_jobs.model.tokenizer import load_tokenizer
 from ftimg_jobs.run_manifest import data_files_info
-from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model
+from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model, speed_callbacks
 from ftimg_jobs.train.outputs import finish_run
-from ftimg_jobs.train.regional_compile import compile_checks
 from ftimg_jobs.train.setup import start_training
 from ftimg_jobs.train.signals import StopOnSignal
 
@@ -86,7 +85,7 @@ def main(job: str, argv: list) -> int:
     stop = StopOnSignal()
     trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                       data_collator=collator, processing_class=tokenizer,
-                      callbacks=[stop, throughput, start.fingerprints, *compile_checks(speed_notes)])
+                      callbacks=[stop, start.fingerprints, *speed_callbacks(speed_args, throughput, speed_notes)])
     if resumed_from:
         log.info("resuming from %s", resumed_from)
     train_output = trainer.train(resume_from_checkpoint=resumed_from)

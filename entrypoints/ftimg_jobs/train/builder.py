@@ -2,7 +2,7 @@
 
 Order matters: fused kernels patch the plain model before LoRA wraps its
 linears, and the checkpointing plan needs the trainable parameters LoRA made.
-The benchmark (benchmarks/speed_ftimg.py) calls these same two functions.
+The benchmark (benchmarks/speed_ftimg.py) calls these same functions.
 """
 
 import logging
@@ -16,10 +16,11 @@ from ftimg_jobs.model.packed_attention import use_packed_attention
 from ftimg_jobs.model.sdpa_backends import apply_sdpa_priority
 from ftimg_jobs.train.batches import CountingCollator, choose_collator, padding_free_unavailable_reason
 from ftimg_jobs.train.checkpointing import decoder_layers, layers_needed, plan_checkpointing, prepare_for_training
+from ftimg_jobs.train.garbage_collection import garbage_collection_callbacks
 from ftimg_jobs.train.kernels import apply_liger
 from ftimg_jobs.train.optimizer import checkpoint_optimizer, choose_optimizer
-from ftimg_jobs.train.regional_compile import (apply_regional_compile, compile_unavailable_reason, measured_default,
-                                              set_partition_fraction)
+from ftimg_jobs.train.regional_compile import (apply_regional_compile, compile_checks, compile_unavailable_reason,
+                                              measured_default, set_partition_fraction)
 from ftimg_jobs.train.throughput import ThroughputCallback
 
 log = logging.getLogger("ftimg_jobs")
@@ -76,3 +77,8 @@ def build_collator(pad_collator, speed_args, attention: dict, training_args, not
                       "is not causal in every layer, so the padding is masked"}
     counting = CountingCollator(collator)
     return counting, ThroughputCallback(counting, training_args.gradient_accumulation_steps)
+
+
+def speed_callbacks(speed_args, throughput: ThroughputCallback, notes: dict) -> list:
+    """The Trainer callbacks of the speed side: step timing, the garbage collector's freeze, compile checks."""
+    return [throughput, *garbage_collection_callbacks(speed_args, notes), *compile_checks(notes)]

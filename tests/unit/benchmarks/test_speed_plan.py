@@ -10,7 +10,8 @@ def test_pairs_come_most_important_first():
     assert [pair.name for pair in pairs(SHAPES_7B)] == ["lora", "qlora", "cls", "full", "varlen", "qlora-8gib",
                                                       "qlora-lean", "full-8bit", "lora-eager", "qlora-eager",
                                                       "qlora-lean-eager", "varlen-eager", "full-eager", "cls-compile",
-                                                      "lora-cppwrapper", "lora-17-checkpointed", "lora-nan-filter"]
+                                                      "lora-cppwrapper", "lora-17-checkpointed", "lora-nan-filter",
+                                                      "qlora-8gib-gc-unfrozen"]
 
 
 def test_the_issue_15_shapes():

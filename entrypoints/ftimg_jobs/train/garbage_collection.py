@@ -1,0 +1,53 @@
+"""Python's garbage collector kept off the objects a training run makes once and keeps.
+
+A full collection walks every object Python tracks. In a training process that is about half a
+million objects (torch's and transformers' modules, the model, torch.compile's graphs and guards),
+and one pass takes about a quarter of a second of host time (measured with a 32-layer LoRA Llama
+under the Trainer: 8 full collections in 195 steps, 2.1 s in all). While it runs, the host queues no
+kernel, so a step that is short on host time waits for it. ``gc.freeze()`` after the first step
+moves everything alive then out of the collector's reach: the same run then spent 18 ms in 23 full
+collections. Frozen objects are still freed by reference counting; only cycles among them wait for
+the end of training, when they are unfrozen.
+"""
+
+import gc
+import logging
+
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+
+class FreezeLongLivedObjects(TrainerCallback):
+    """After optimizer step ``after_step`` (its compile included): one full collection, then ``gc.freeze()``;
+    unfrozen when training ends. ``notes`` gets how many objects were frozen."""
+
+    def __init__(self, notes: dict, after_step: int = 1):
+        self.notes = notes
+        self.after_step = after_step
+        self.frozen = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.frozen or state.global_step < self.after_step:
+            return
+        gc.collect()
+        gc.freeze()
+        self.frozen = True
+        self.notes["applied"] = True
+        self.notes["objects_frozen"] = gc.get_freeze_count()
+        log.info("garbage collector: %d objects frozen after step %d (--freeze_gc)", gc.get_freeze_count(),
+                 state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
+
+
+def garbage_collection_callbacks(speed_args, notes: dict) -> list:
+    """``notes["gc"]`` says what was done; the callback fills in the count once it has frozen."""
+    if not speed_args.freeze_gc:
+        notes["gc"] = {"applied": False, "reason": "--freeze_gc False"}
+        return []
+    notes["gc"] = {"applied": False, "reason": "frozen after the first optimizer step"}
+    return [FreezeLongLivedObjects(notes["gc"])]
