@@ -93,7 +93,8 @@ class CollectorPauses(TrainerCallback):
             self.started = time.perf_counter()
         elif self.started is not None:
             count, milliseconds = self.by_generation.get(info["generation"], (0, 0.0))
-            self.by_generation[info["generation"]] = (count + 1, milliseconds + 1e3 * (time.perf_counter() - self.started))
+            elapsed_ms = 1e3 * (time.perf_counter() - self.started)
+            self.by_generation[info["generation"]] = (count + 1, milliseconds + elapsed_ms)
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.first_step:

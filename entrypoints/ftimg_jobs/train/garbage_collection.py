@@ -33,8 +33,8 @@ class FreezeLongLivedObjects(TrainerCallback):
         gc.collect()
         gc.freeze()
         self.frozen = True
-        self.notes["applied"] = True
-        self.notes["objects_frozen"] = gc.get_freeze_count()
+        self.notes.update(applied=True, reason=f"frozen after step {state.global_step}",
+                          objects_frozen=gc.get_freeze_count())
         log.info("garbage collector: %d objects frozen after step %d (--freeze_gc)", gc.get_freeze_count(),
                  state.global_step)
 
@@ -49,5 +49,5 @@ def garbage_collection_callbacks(speed_args, notes: dict) -> list:
     if not speed_args.freeze_gc:
         notes["gc"] = {"applied": False, "reason": "--freeze_gc False"}
         return []
-    notes["gc"] = {"applied": False, "reason": "frozen after the first optimizer step"}
+    notes["gc"] = {"applied": False, "reason": "no optimizer step has ended in this run"}
     return [FreezeLongLivedObjects(notes["gc"])]
