@@ -7,7 +7,7 @@ length, batch, steps, LoRA rank/alpha (the same as the baseline's), seed, no
 checkpoint saving, and the case's own flags (e.g. --gpu_memory_budget_gib 24).
 """
 
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, Trainer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 PAD_ID = 0
 JOBS = {("causal", "lora"): "lora-sft", ("causal", "qlora"): "qlora-sft", ("causal", "full"): "full-sft",
@@ -27,6 +27,7 @@ def ftimg_sft_trainer(case, run_dir, train_dataset) -> tuple:
     from ftimg_jobs.args.parser import parse_job_args
     from ftimg_jobs.data.collate import WIDTH_MULTIPLE, LeftPadCollator
     from ftimg_jobs.jobs.sft import ARGUMENT_CLASSES
+    from ftimg_jobs.train.trainer import JobTrainer
     from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model, speed_callbacks
 
     parsed = parse_job_args(JOBS["causal", case["method"]], job_argv(case, run_dir), ARGUMENT_CLASSES)
@@ -36,8 +37,8 @@ def ftimg_sft_trainer(case, run_dir, train_dataset) -> tuple:
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length)
     padding = LeftPadCollator(PAD_ID, width_multiple=WIDTH_MULTIPLE)  # as jobs/sft.py pads
     collator, throughput = build_collator(padding, speed_args, attention, training_args, notes)
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
-                      callbacks=speed_callbacks(speed_args, throughput, notes))
+    trainer = JobTrainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
+                         callbacks=speed_callbacks(speed_args, throughput, notes))
     return trainer, throughput, {"attention": attention["implementation"],
                                  "lora_dropout": lora_args.lora_dropout if lora_args.use_lora else None, **notes}
 
@@ -48,6 +49,7 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
 
     from ftimg_jobs.args.parser import parse_job_args
     from ftimg_jobs.jobs.cls import ARGUMENT_CLASSES, SEQ_CLS, padding_collator
+    from ftimg_jobs.train.trainer import JobTrainer
     from ftimg_jobs.train.builder import build_collator, build_training_model, speed_callbacks
 
     parsed = parse_job_args(JOBS["cls", case["method"]], job_argv(case, run_dir), ARGUMENT_CLASSES)
@@ -59,7 +61,7 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
         tokens_per_step=training_args.per_device_train_batch_size * data_args.model_max_length, **head_config)
     padding = padding_collator(model, PAD_ID, torch.long, data_args.model_max_length)
     collator, throughput = build_collator(padding, speed_args, attention, training_args, notes, task_type=SEQ_CLS)
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
-                      callbacks=speed_callbacks(speed_args, throughput, notes))
+    trainer = JobTrainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
+                         callbacks=speed_callbacks(speed_args, throughput, notes))
     return trainer, throughput, {"attention": attention["implementation"],
                                  "lora_dropout": lora_args.lora_dropout if lora_args.use_lora else None, **notes}

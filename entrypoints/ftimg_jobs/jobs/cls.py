@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, Trainer
+from transformers import AutoModelForSequenceClassification
 
 from ftimg_jobs.args.data import ClsDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
@@ -38,6 +38,7 @@ from ftimg_jobs.train.metrics import classification_metrics, regression_metrics
 from ftimg_jobs.train.outputs import finish_run
 from ftimg_jobs.train.setup import start_training
 from ftimg_jobs.train.signals import StopOnSignal
+from ftimg_jobs.train.trainer import JobTrainer
 
 ARGUMENT_CLASSES = (ModelArguments, LoraArguments, ClsDataArguments, SpeedArguments, TrainingArguments)
 SEQ_CLS = "SEQ_CLS"
@@ -113,9 +114,9 @@ def main(job: str, argv: list) -> int:
                                           task_type=SEQ_CLS)
 
     stop = StopOnSignal()
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      data_collator=collator, processing_class=tokenizer, compute_metrics=metrics_function(schema),
-                      callbacks=[stop, start.fingerprints, *speed_callbacks(speed_args, throughput, speed_notes)])
+    trainer = JobTrainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         data_collator=collator, processing_class=tokenizer, compute_metrics=metrics_function(schema),
+                         callbacks=[stop, start.fingerprints, *speed_callbacks(speed_args, throughput, speed_notes)])
     train_output = trainer.train(resume_from_checkpoint=resumed_from)
 
     eval_metrics = {}

@@ -15,7 +15,7 @@ fields described by --dataset_spec FILE (entrypoints/data/README.md). Only assis
 """
 
 
-from transformers import AutoModelForCausalLM, Trainer
+from transformers import AutoModelForCausalLM
 
 from ftimg_jobs.args.data import SftDataArguments
 from ftimg_jobs.args.model import LoraArguments, ModelArguments
@@ -33,6 +33,7 @@ from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_m
 from ftimg_jobs.train.outputs import finish_run
 from ftimg_jobs.train.setup import start_training
 from ftimg_jobs.train.signals import StopOnSignal
+from ftimg_jobs.train.trainer import JobTrainer
 
 ARGUMENT_CLASSES = (ModelArguments, LoraArguments, SftDataArguments, SpeedArguments, TrainingArguments)
 
@@ -83,9 +84,9 @@ def main(job: str, argv: list) -> int:
     collator, throughput = build_collator(padding, speed_args, attention, training_args, speed_notes)
 
     stop = StopOnSignal()
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      data_collator=collator, processing_class=tokenizer,
-                      callbacks=[stop, start.fingerprints, *speed_callbacks(speed_args, throughput, speed_notes)])
+    trainer = JobTrainer(model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         data_collator=collator, processing_class=tokenizer,
+                         callbacks=[stop, start.fingerprints, *speed_callbacks(speed_args, throughput, speed_notes)])
     if resumed_from:
         log.info("resuming from %s", resumed_from)
     train_output = trainer.train(resume_from_checkpoint=resumed_from)
