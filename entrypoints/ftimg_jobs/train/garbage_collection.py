@@ -15,7 +15,7 @@ import logging
 
 from transformers import TrainerCallback
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ftimg_jobs")
 
 
 class FreezeLongLivedObjects(TrainerCallback):
