@@ -27,8 +27,8 @@ def ftimg_sft_trainer(case, run_dir, train_dataset) -> tuple:
     from ftimg_jobs.args.parser import parse_job_args
     from ftimg_jobs.data.collate import WIDTH_MULTIPLE, LeftPadCollator
     from ftimg_jobs.jobs.sft import ARGUMENT_CLASSES
-    from ftimg_jobs.train.trainer import JobTrainer
     from ftimg_jobs.train.builder import CAUSAL_LM, build_collator, build_training_model, speed_callbacks
+    from ftimg_jobs.train.trainer import JobTrainer
 
     parsed = parse_job_args(JOBS["causal", case["method"]], job_argv(case, run_dir), ARGUMENT_CLASSES)
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances
@@ -49,8 +49,8 @@ def ftimg_cls_trainer(case, run_dir, train_dataset) -> tuple:
 
     from ftimg_jobs.args.parser import parse_job_args
     from ftimg_jobs.jobs.cls import ARGUMENT_CLASSES, SEQ_CLS, padding_collator
-    from ftimg_jobs.train.trainer import JobTrainer
     from ftimg_jobs.train.builder import build_collator, build_training_model, speed_callbacks
+    from ftimg_jobs.train.trainer import JobTrainer
 
     parsed = parse_job_args(JOBS["cls", case["method"]], job_argv(case, run_dir), ARGUMENT_CLASSES)
     model_args, lora_args, data_args, speed_args, training_args = parsed.instances

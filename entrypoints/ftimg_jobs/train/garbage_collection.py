@@ -35,7 +35,7 @@ class FreezeLongLivedObjects(TrainerCallback):
         self.frozen = True
         self.notes.update(applied=True, reason=f"frozen after step {state.global_step}",
                           objects_frozen=gc.get_freeze_count())
-        log.info("garbage collector: %d objects frozen after step %d (--freeze_gc)", gc.get_freeze_count(),
+        log.info("garbage collector: %d objects frozen after step %d (--freeze_gc)", self.notes["objects_frozen"],
                  state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
