@@ -109,6 +109,11 @@ class CollectorPauses(TrainerCallback):
 
 def train_run(case) -> dict:
     run_dir = Path(case["run_dir"])
+    process_defaults = None
+    if case["side"] == "ftimg":  # as the jobs' start_training does, before anything starts CUDA
+        from ftimg_jobs.train.process_defaults import set_training_process_defaults
+
+        process_defaults = set_training_process_defaults()
     set_seed(SEED)  # LoRA's initial weights and dropout masks: the same random stream on both sides
     trainer, throughput, notes = builder(case)(case, run_dir, dataset(case))
     allocations = DeviceAllocations()
@@ -141,7 +146,7 @@ def train_run(case) -> dict:
             "step_allocations": allocations.per_step(),
             "garbage_collections": collections.result(),
             "profile": profile.result if profile else None,
-            "notes": notes}
+            "notes": {**notes, "process": process_defaults} if process_defaults else notes}
 
 
 def main() -> int:

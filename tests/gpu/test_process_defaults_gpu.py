@@ -1,0 +1,86 @@
+"""A training process's own settings on a GPU (train/process_defaults.py): the allocator's segments expand, and
+FlashAttention-4's kernels compile in the first process only; the next one loads them from the cache.
+
+    PYTHONPATH=entrypoints python -m pytest -m gpu tests/gpu/test_process_defaults_gpu.py -v -s
+
+Each case runs in a fresh process: torch reads the allocator's settings, and flash-attn-4 its cache's, once.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from project_paths import ENTRYPOINTS
+
+torch = pytest.importorskip("torch")
+
+from ftimg_jobs.model.attention import FLASH4_ARCHITECTURES  # noqa: E402
+from ftimg_jobs.model.flash4_attention import flash4_problem  # noqa: E402
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+# What the child reports: the allocator's segments, and the first attention call's seconds (flash-attn-4 only).
+CHILD = """
+import json, sys, time
+from ftimg_jobs.train.process_defaults import set_training_process_defaults
+notes = set_training_process_defaults()
+import torch
+report = {"notes": notes}
+x = torch.ones(64 * 2 ** 20, device="cuda")
+report["expandable"] = [segment["is_expandable"] for segment in torch.cuda.memory_snapshot()]
+if sys.argv[1] == "flash4":
+    from flash_attn.cute import flash_attn_func
+    q, k, v = (torch.randn(2, 1024, 8, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+               for _ in range(3))
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    output, _ = flash_attn_func(q, k, v, causal=True)
+    output.float().sum().backward()
+    torch.cuda.synchronize()
+    report["first_call_seconds"] = time.perf_counter() - started
+print("REPORT " + json.dumps(report))
+"""
+
+
+def child(what: str, env: dict) -> tuple:
+    completed = subprocess.run([sys.executable, "-c", CHILD, what], capture_output=True, text=True, timeout=600,
+                               env={**os.environ, "PYTHONPATH": str(ENTRYPOINTS), "FA_LOG_LEVEL": "1", **env})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    line = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")][-1]
+    return json.loads(line[len("REPORT "):]), completed.stderr
+
+
+def test_the_allocator_segments_expand_unless_the_user_chose_otherwise():
+    report, _ = child("allocator", {"PYTORCH_CUDA_ALLOC_CONF": ""})
+    assert report["expandable"] and all(report["expandable"]), report
+    report, _ = child("allocator", {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:False"})
+    assert report["expandable"] and not any(report["expandable"]), report
+    assert report["notes"]["cuda_allocator"] == "expandable_segments:False (PYTORCH_CUDA_ALLOC_CONF given)"
+
+
+def flash4_skip_reason():
+    if torch.cuda.get_device_capability()[0] not in FLASH4_ARCHITECTURES:
+        return "FlashAttention-4 runs on Hopper and datacenter Blackwell"
+    return flash4_problem(gpu_could_run_it=True)
+
+
+def test_flash4_kernels_compile_once_and_the_next_process_loads_them(tmp_path):
+    reason = flash4_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    env = {"HF_HOME": str(tmp_path), "FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED": "",
+           "FLASH_ATTENTION_CUTE_DSL_CACHE_DIR": ""}
+    first, first_log = child("flash4", env)
+    cache = tmp_path / "flash_attention_cute_dsl"
+    assert first["notes"]["flash4_kernel_cache"] == str(cache)
+    exported = sorted(path.name for path in cache.rglob("*.o"))
+    assert exported, first_log[-3000:]
+    second, second_log = child("flash4", env)
+    assert "Loading compiled function from disk" in second_log, second_log[-3000:]
+    assert "Exporting compiled function" not in second_log, second_log[-3000:]
+    assert sorted(path.name for path in cache.rglob("*.o")) == exported
+    print(f"first call: {first['first_call_seconds']:.2f} s compiling, {second['first_call_seconds']:.2f} s "
+          f"loading {len(exported)} kernels")
+    assert second["first_call_seconds"] < first["first_call_seconds"] / 2
