@@ -109,11 +109,11 @@ class CollectorPauses(TrainerCallback):
 
 def train_run(case) -> dict:
     run_dir = Path(case["run_dir"])
-    process_defaults = None
-    if case["side"] == "ftimg":  # as the jobs' start_training does, before anything starts CUDA
-        from ftimg_jobs.train.process_defaults import set_training_process_defaults
+    kernel_cache = None
+    if case["side"] == "ftimg":  # as the jobs' start_training does, before flash-attn-4 is imported
+        from ftimg_jobs.train.kernel_cache import enable_flash4_kernel_cache
 
-        process_defaults = set_training_process_defaults()
+        kernel_cache = enable_flash4_kernel_cache()
     set_seed(SEED)  # LoRA's initial weights and dropout masks: the same random stream on both sides
     trainer, throughput, notes = builder(case)(case, run_dir, dataset(case))
     allocations = DeviceAllocations()
@@ -146,7 +146,7 @@ def train_run(case) -> dict:
             "step_allocations": allocations.per_step(),
             "garbage_collections": collections.result(),
             "profile": profile.result if profile else None,
-            "notes": {**notes, "process": process_defaults} if process_defaults else notes}
+            "notes": {**notes, "flash4_kernel_cache": kernel_cache} if kernel_cache else notes}
 
 
 def main() -> int:

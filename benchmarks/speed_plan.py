@@ -111,10 +111,11 @@ def pairs(shapes: Shapes) -> List[Pair]:
         # Python's collector walking every long-lived object (train/garbage_collection.py), on the step with the
         # most host work: QLoRA with 30 of 32 layers recomputed.
         lever(qlora_8gib, "gc-unfrozen", ["--freeze_gc", "False"], "what freezing the collector buys"),
-        # The allocator's expandable segments, on by default in the jobs (train/process_defaults.py): without
-        # them the reserve grew past the allocated peak (24.7 GiB reserved for 21.8 allocated at 24 GiB).
-        lever(lora, "fixed-segments", [], "what expandable segments buy (reserved memory, speed)",
-              {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:False"}),
+        # The allocator's reserve on top of the allocated peak (24.7 GiB reserved for 21.8 allocated at 24 GiB):
+        # segments that grow in place instead of new blocks for each size. Set in the process's environment at
+        # its start: torch reads the variable when it is imported.
+        lever(lora, "expandable", [], "reserved memory within 24 GiB",
+              {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}),
     ]
 
 

@@ -142,4 +142,4 @@ def main(job: str, argv: list) -> int:
         extra={"problem_type": schema.problem_type, "label_map": schema.to_json(),
                "tokenizer_notes": tokenizer_notes, "parameters": count_parameters(model),
                "precision_note": parsed.notes["precision"],
-               "speed": {**speed_notes, "process": start.process_defaults, "throughput": throughput.summary()}})
+               "speed": {**speed_notes, "flash4_kernel_cache": start.kernel_cache, "throughput": throughput.summary()}})

@@ -98,4 +98,4 @@ def main(job: str, argv: list) -> int:
         attention=attention, eval_metrics=eval_metrics, resumed_from=resumed_from,
         extra={"data_format": data_format, "tokenizer_notes": tokenizer_notes,
                "parameters": count_parameters(model), "precision_note": parsed.notes["precision"],
-               "speed": {**speed_notes, "process": start.process_defaults, "throughput": throughput.summary()}})
+               "speed": {**speed_notes, "flash4_kernel_cache": start.kernel_cache, "throughput": throughput.summary()}})

@@ -12,7 +12,7 @@ from ftimg_jobs.run_lock import acquire, is_global_rank_zero, lock_path_for_dire
 from ftimg_jobs.train.data_digest import training_data_sha256
 from ftimg_jobs.train.fingerprint import build_fingerprint, fingerprint_document, resumable_settings
 from ftimg_jobs.train.fingerprint_callback import FingerprintCheckpoints
-from ftimg_jobs.train.process_defaults import set_training_process_defaults
+from ftimg_jobs.train.kernel_cache import enable_flash4_kernel_cache
 from ftimg_jobs.train.resume import plan_resume
 
 
@@ -23,14 +23,13 @@ class TrainingStart:
     resumed_from: object  # a checkpoint path, or None for a fresh start
     started: float
     fingerprints: FingerprintCheckpoints  # a Trainer callback; also what run.json records about the output
-    process_defaults: dict  # the allocator and kernel-cache settings of this process (process_defaults.py)
+    kernel_cache: str  # where FlashAttention-4 keeps its compiled kernels (kernel_cache.py)
 
 
 def start_training(job: str, argv: list, argument_classes: tuple) -> TrainingStart:
     """``argument_classes`` are (ModelArguments, LoraArguments, data arguments, SpeedArguments, TrainingArguments)."""
     started = time.time()
-    # Before the flags are parsed: checking them may start CUDA, which reads the allocator's settings once.
-    process_defaults = set_training_process_defaults()
+    kernel_cache = enable_flash4_kernel_cache()  # before the attention probe imports flash-attn-4
     log = setup_logging()
     parsed = parse_job_args(job, argv, argument_classes)
     model_args, lora_args, data_args, _speed_args, training_args = parsed.instances
@@ -43,7 +42,7 @@ def start_training(job: str, argv: list, argument_classes: tuple) -> TrainingSta
         training_args.label_names = ["labels"]
     fingerprints = claim_output(job, parsed.instances, log)
     return TrainingStart(parsed, log, fingerprints.record["resume"]["checkpoint"], started, fingerprints,
-                         process_defaults)
+                         kernel_cache)
 
 
 def claim_output(job: str, instances: tuple, log) -> FingerprintCheckpoints:

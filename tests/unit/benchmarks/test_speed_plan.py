@@ -11,7 +11,7 @@ def test_pairs_come_most_important_first():
                                                       "qlora-lean", "full-8bit", "lora-eager", "qlora-eager",
                                                       "qlora-lean-eager", "varlen-eager", "full-eager", "cls-compile",
                                                       "lora-cppwrapper", "lora-17-checkpointed", "lora-nan-filter",
-                                                      "qlora-8gib-gc-unfrozen", "lora-fixed-segments"]
+                                                      "qlora-8gib-gc-unfrozen", "lora-expandable"]
 
 
 def test_the_issue_15_shapes():
