@@ -24,7 +24,11 @@ class JobTrainer(Trainer):
     """
 
     counted_parameters = None
-    log_start_time = None
+
+    def __init__(self, *args, **kwargs):
+        self.pending_logs = []  # deferred_logs.PendingLog, oldest first
+        self.log_start_time = None  # transformers 5 passes the training's start to the log, for tokens per second
+        super().__init__(*args, **kwargs)
 
     def floating_point_ops(self, inputs) -> int:
         main_input = getattr(self.model, "main_input_name", "input_ids")
@@ -37,13 +41,12 @@ class JobTrainer(Trainer):
     def _maybe_log_save_evaluate(self, tr_loss, grad_norm, *args, **kwargs):
         """transformers' step end (log, evaluate, save). ``args``: model, trial, epoch, ignore_keys_for_eval, and
         from transformers 5 start_time; ``learning_rate`` is passed by transformers 5 only."""
-        pending = self.__dict__.setdefault("pending_logs", [])
-        if len(args) > 4 or "start_time" in kwargs:  # for the tokens-per-second transformers 5 logs
+        if len(args) > 4 or "start_time" in kwargs:
             self.log_start_time = args[4] if len(args) > 4 else kwargs["start_time"]
         if (self.control.should_log and self.state.global_step > self._globalstep_last_logged
                 and self.args.world_size == 1):
             learning_rate = kwargs.get("learning_rate")
-            pending.append(start_copy(
+            self.pending_logs.append(start_copy(
                 tr_loss, grad_norm, step=self.state.global_step, epoch=self.state.epoch,
                 tokens_seen=getattr(self.state, "num_input_tokens_seen", None),
                 steps_covered=self.state.global_step - self._globalstep_last_logged,
@@ -58,14 +61,13 @@ class JobTrainer(Trainer):
     def write_pending_logs(self, wait_for_all: bool = True) -> None:
         """Log the pending steps whose values have arrived, oldest first; wait for the rest where
         ``wait_for_all`` (or where more than MOST_PENDING_LOGS would stay)."""
-        pending = self.__dict__.setdefault("pending_logs", [])
-        while pending:
-            record = pending[0]
+        while self.pending_logs:
+            record = self.pending_logs[0]
             if not record.ready():
-                if not wait_for_all and len(pending) <= MOST_PENDING_LOGS:
+                if not wait_for_all and len(self.pending_logs) <= MOST_PENDING_LOGS:
                     return
                 record.wait()
-            pending.pop(0)
+            self.pending_logs.pop(0)
             self._total_loss_scalar += record.loss_sum
             self.store_flos()
             with self.state_at(record):
