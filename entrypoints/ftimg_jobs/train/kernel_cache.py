@@ -18,8 +18,11 @@ FLASH4_CACHE_SUBDIR = "flash_attention_cute_dsl"
 
 
 def kernel_cache_root(env) -> Path:
-    if env.get("HF_HOME"):
-        return Path(env["HF_HOME"])
+    """HF_HOME where the run has one it may write to; the temp directory otherwise. flash-attn-4 creates its
+    cache directory when it is imported, and a failure there would make the jobs fall back to SDPA."""
+    hf_home = env.get("HF_HOME")
+    if hf_home and os.access(hf_home, os.W_OK):
+        return Path(hf_home)
     return Path(tempfile.gettempdir()) / "ftimg-kernel-cache"
 
 

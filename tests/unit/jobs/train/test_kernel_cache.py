@@ -1,7 +1,10 @@
 """Where FlashAttention-4 keeps its compiled kernels for the next training process (train/kernel_cache.py)."""
 
+import os
 import tempfile
 from pathlib import Path
+
+import pytest
 
 from ftimg_jobs.train.kernel_cache import enable_flash4_kernel_cache
 
@@ -15,9 +18,25 @@ def test_the_cache_is_turned_on_outside_the_users_home():
                    "FLASH_ATTENTION_CUTE_DSL_CACHE_DIR": DEFAULT_CACHE}
 
 
-def test_the_cache_lives_in_the_mounted_hf_cache_when_the_run_has_one():
-    env = {"HF_HOME": "/mnt/hf-cache"}
-    assert enable_flash4_kernel_cache(env) == "/mnt/hf-cache/flash_attention_cute_dsl"
+def test_the_cache_lives_in_the_mounted_hf_cache_when_the_run_has_one(tmp_path):
+    env = {"HF_HOME": str(tmp_path)}
+    assert enable_flash4_kernel_cache(env) == str(tmp_path / "flash_attention_cute_dsl")
+
+
+def test_a_read_only_hf_cache_leaves_the_kernels_in_the_temp_directory(tmp_path):
+    read_only = tmp_path / "hf-cache"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        if os.access(read_only, os.W_OK):
+            pytest.skip("this user writes to read-only directories (root)")
+        assert enable_flash4_kernel_cache({"HF_HOME": str(read_only)}) == DEFAULT_CACHE
+    finally:
+        read_only.chmod(0o755)
+
+
+def test_a_missing_hf_cache_leaves_the_kernels_in_the_temp_directory(tmp_path):
+    assert enable_flash4_kernel_cache({"HF_HOME": str(tmp_path / "absent")}) == DEFAULT_CACHE
 
 
 def test_a_directory_the_user_chose_is_kept():
