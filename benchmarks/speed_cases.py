@@ -111,7 +111,7 @@ def train_run(case) -> dict:
     run_dir = Path(case["run_dir"])
     kernel_cache = None
     if case["side"] == "ftimg":  # as the jobs' start_training does, before flash-attn-4 is imported
-        from ftimg_jobs.train.kernel_cache import enable_flash4_kernel_cache
+        from ftimg_jobs.model.flash4_kernel_cache import enable_flash4_kernel_cache
 
         kernel_cache = enable_flash4_kernel_cache()
     set_seed(SEED)  # LoRA's initial weights and dropout masks: the same random stream on both sides

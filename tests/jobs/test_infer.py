@@ -70,6 +70,7 @@ def test_every_id_once_with_all_fields_and_greedy_is_deterministic(jobs, tmp_pat
     assert manifest["metrics"]["generated_records"] == 10
     assert manifest["metrics"]["generated_tokens"] == sum(record["num_generated_tokens"] for record in first)
     assert manifest["metrics"]["tokens_per_second"] > 0
+    assert manifest["flash4_kernel_cache"].endswith("flash_attention_cute_dsl")
     assert not (tmp_path / "a" / "out.jsonl.parts").exists()
 
 

@@ -28,6 +28,8 @@ def assert_common_outputs(output_dir, job, steps):
     assert len(run["data"]["train"]["sha256"]) == 64
     assert run["metrics"]["train_loss"] > 0
     assert run["wall_time_s"] > 0
+    # FlashAttention-4's kernels would be kept for the next process (the images' default stack has no flash-attn-4).
+    assert run["speed"]["flash4_kernel_cache"].endswith("flash_attention_cute_dsl")
     if run["device"]["type"] == "cpu":
         assert run["peak_gpu_memory_bytes"] is None
     assert (output_dir / "loss_curve.png").read_bytes()[:8] == PNG_MAGIC

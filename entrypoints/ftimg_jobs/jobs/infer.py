@@ -71,6 +71,7 @@ from ftimg_jobs.generate.resume import (
     write_final_output,
 )
 from ftimg_jobs.model.device import device_info, peak_gpu_memory_bytes
+from ftimg_jobs.model.flash4_kernel_cache import enable_flash4_kernel_cache
 from ftimg_jobs.model.tokenizer import load_tokenizer, tokenizer_source
 from ftimg_jobs.run_lock import acquire, is_global_rank_zero, lock_path_for_file
 from ftimg_jobs.run_manifest import build_manifest, data_files_info, flat_args, write_manifest
@@ -81,6 +82,7 @@ EAGER_BATCH_SIZE = 8
 
 
 def main(job: str, argv: list) -> int:
+    kernel_cache = enable_flash4_kernel_cache()  # before the attention probe imports flash-attn-4
     parsed = parse_job_args(job, argv, ARGUMENT_CLASSES)
     model_args, adapter_args, args = parsed.instances
     raise_problems(job, model_problems(model_args) + generation_problems(args))
@@ -108,7 +110,8 @@ def main(job: str, argv: list) -> int:
     if ranks.rank == 0:
         written = write_final_output(args.output_path, input_ids)
         write_manifest(args.output_dir or os.path.dirname(os.path.abspath(args.output_path)),
-                       infer_manifest(parsed, started, totals, len(input_ids), len(finished_before), lock))
+                       infer_manifest(parsed, started, totals, len(input_ids), len(finished_before), lock,
+                                      kernel_cache))
         print(f"infer: wrote {written} records to {args.output_path} "
               f"({len(finished_before)} resumed, {len(input_ids) - len(finished_before)} generated)", flush=True)
     ranks.close()
@@ -213,7 +216,8 @@ def generate_static(args, model, device, tokenizer, config, token_ids: dict, min
             "graphs": stats.graphs, "segments": stats.segments}
 
 
-def infer_manifest(parsed, started: float, totals: list, input_records: int, resumed: int, lock) -> dict:
+def infer_manifest(parsed, started: float, totals: list, input_records: int, resumed: int, lock,
+                   kernel_cache: str) -> dict:
     """run.json: counts and throughput over all ranks (ranks generate in parallel, so time is the slowest's)."""
     args = parsed.of(GenerationArguments)
     tokens = sum(stats["generated_tokens"] for stats in totals)
@@ -239,5 +243,5 @@ def infer_manifest(parsed, started: float, totals: list, input_records: int, res
         peak_gpu_memory_bytes=max(peaks) if peaks else None, global_step=None, resumed_from=None,
         extra={"output_path": args.output_path, "lock": lock.manifest_entry() if lock else None,
                "engine": loaded["engine"], "adapter": loaded["adapter"],
-               "engines_by_rank": [stats["engine"] for stats in totals]},
+               "engines_by_rank": [stats["engine"] for stats in totals], "flash4_kernel_cache": kernel_cache},
     )

@@ -12,7 +12,7 @@ from ftimg_jobs.run_lock import acquire, is_global_rank_zero, lock_path_for_dire
 from ftimg_jobs.train.data_digest import training_data_sha256
 from ftimg_jobs.train.fingerprint import build_fingerprint, fingerprint_document, resumable_settings
 from ftimg_jobs.train.fingerprint_callback import FingerprintCheckpoints
-from ftimg_jobs.train.kernel_cache import enable_flash4_kernel_cache
+from ftimg_jobs.model.flash4_kernel_cache import enable_flash4_kernel_cache
 from ftimg_jobs.train.resume import plan_resume
 
 
@@ -23,7 +23,7 @@ class TrainingStart:
     resumed_from: object  # a checkpoint path, or None for a fresh start
     started: float
     fingerprints: FingerprintCheckpoints  # a Trainer callback; also what run.json records about the output
-    kernel_cache: str  # where FlashAttention-4 keeps its compiled kernels (kernel_cache.py)
+    kernel_cache: str  # where FlashAttention-4 keeps its compiled kernels (model/flash4_kernel_cache.py)
 
 
 def start_training(job: str, argv: list, argument_classes: tuple) -> TrainingStart:

@@ -1,8 +1,9 @@
-"""FlashAttention-4's compiled kernels, kept on disk for the next training process (set before it is imported).
+"""FlashAttention-4's compiled kernels, kept on disk for the next process (set before flash-attn-4 is imported).
 
-Its CuTe DSL kernels compile at the first call: about 8 s for the forward and backward pair, in every
-process. flash-attn-4 can keep them on disk, if asked through the environment before it is imported; then
-the next process (a resumed run, the next job in the same container, the workers of one node) loads them.
+Its CuTe DSL kernels compile at the first call: about 8 s for training's forward and backward pair, in
+every process. flash-attn-4 can keep them on disk, if asked through the environment before it is imported;
+then the next process (a resumed run, the next job in the same container, the workers of one node, an infer
+job's prefill after training) loads them. The training jobs and infer set it at their start.
 The cache directory is set with it: flash-attn-4's default one is named after the login user, which a
 container started with the host's uid may not have. A choice the user made is kept.
 """

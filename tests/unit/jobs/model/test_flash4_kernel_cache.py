@@ -1,4 +1,4 @@
-"""Where FlashAttention-4 keeps its compiled kernels for the next training process (train/kernel_cache.py)."""
+"""Where FlashAttention-4 keeps its compiled kernels for the next process (model/flash4_kernel_cache.py)."""
 
 import os
 import tempfile
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftimg_jobs.train.kernel_cache import enable_flash4_kernel_cache
+from ftimg_jobs.model.flash4_kernel_cache import enable_flash4_kernel_cache
 
 DEFAULT_CACHE = str(Path(tempfile.gettempdir()) / "ftimg-kernel-cache" / "flash_attention_cute_dsl")
 

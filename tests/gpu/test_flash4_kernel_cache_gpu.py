@@ -1,7 +1,7 @@
-"""FlashAttention-4's kernel cache on a GPU (train/kernel_cache.py): the kernels compile in the first process
+"""FlashAttention-4's kernel cache on a GPU (model/flash4_kernel_cache.py): the kernels compile in the first process
 only; the next one loads them from the cache.
 
-    PYTHONPATH=entrypoints python -m pytest -m gpu tests/gpu/test_kernel_cache_gpu.py -v -s
+    PYTHONPATH=entrypoints python -m pytest -m gpu tests/gpu/test_flash4_kernel_cache_gpu.py -v -s
 
 Each case runs in a fresh process: flash-attn-4 reads its cache's settings when it is imported.
 """
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 CHILD = """
 import json, time
 import torch
-from ftimg_jobs.train.kernel_cache import enable_flash4_kernel_cache
+from ftimg_jobs.model.flash4_kernel_cache import enable_flash4_kernel_cache
 report = {"cache": enable_flash4_kernel_cache()}
 from flash_attn.cute import flash_attn_func
 q, k, v = (torch.randn(2, 1024, 8, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
