@@ -51,3 +51,19 @@ def run_job(job, output_dir, *flags, shown=("device", "attention", "global_step"
     run = json.loads((Path(output_dir) / "run.json").read_text())
     print(f"\n{job}: " + json.dumps({key: run.get(key) for key in shown}))
     return run
+
+
+def flash4_skip_reason():
+    """Why the FlashAttention-4 tests cannot run here (None: they can): no GPU, a GPU it has no kernels for, or
+    flash-attn-4 missing or not importing."""
+    import torch
+
+    from ftimg_jobs.model.attention import FLASH4_ARCHITECTURES
+    from ftimg_jobs.model.flash4_attention import flash4_problem
+
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU"
+    major, minor = torch.cuda.get_device_capability()
+    if major not in FLASH4_ARCHITECTURES:
+        return f"compute capability {major}.{minor}: FlashAttention-4 runs on Hopper and datacenter Blackwell"
+    return flash4_problem(gpu_could_run_it=True)

@@ -13,25 +13,16 @@ from types import SimpleNamespace
 
 import pytest
 from gpu_jobs import run_job as run_gpu_job
-from gpu_jobs import random_llama_on_gpu, save_small_llama
+from gpu_jobs import flash4_skip_reason, random_llama_on_gpu, save_small_llama
 from project_paths import ENTRYPOINTS
 
 torch = pytest.importorskip("torch")
 
-from ftimg_jobs.model.attention import FLASH4, FLASH4_ARCHITECTURES  # noqa: E402
-from ftimg_jobs.model.flash4_attention import flash4_attention, flash4_problem  # noqa: E402
+from ftimg_jobs.model.attention import FLASH4  # noqa: E402
+from ftimg_jobs.model.flash4_attention import flash4_attention  # noqa: E402
 
 
-def skip_reason():
-    if not torch.cuda.is_available():
-        return "needs a CUDA GPU"
-    major, minor = torch.cuda.get_device_capability()
-    if major not in FLASH4_ARCHITECTURES:
-        return f"compute capability {major}.{minor}: FlashAttention-4 runs on Hopper and datacenter Blackwell"
-    return flash4_problem(gpu_could_run_it=True)
-
-
-SKIP = skip_reason()
+SKIP = flash4_skip_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(SKIP is not None, reason=str(SKIP))]
 
 HEADS, KV_HEADS, DIM = 32, 8, 128

@@ -12,12 +12,10 @@ import subprocess
 import sys
 
 import pytest
+from gpu_jobs import flash4_skip_reason
 from project_paths import ENTRYPOINTS
 
 torch = pytest.importorskip("torch")
-
-from ftimg_jobs.model.attention import FLASH4_ARCHITECTURES  # noqa: E402
-from ftimg_jobs.model.flash4_attention import flash4_problem  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -45,12 +43,6 @@ def child(env: dict) -> tuple:
     assert completed.returncode == 0, completed.stderr[-3000:]
     line = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")][-1]
     return json.loads(line[len("REPORT "):]), completed.stdout  # flash-attn-4 logs to stdout
-
-
-def flash4_skip_reason():
-    if torch.cuda.get_device_capability()[0] not in FLASH4_ARCHITECTURES:
-        return "FlashAttention-4 runs on Hopper and datacenter Blackwell"
-    return flash4_problem(gpu_could_run_it=True)
 
 
 def test_flash4_kernels_compile_once_and_the_next_process_loads_them(tmp_path):
