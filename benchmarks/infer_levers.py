@@ -5,7 +5,8 @@
 On the issue's case (1,024 prompts of 16-512 tokens, 128 new tokens, greedy, EOS ignored,
 Llama-2-7B shape with random bf16 weights) it times: loading the model two ways, the
 engine with its default batch and with fixed batches, each row reading only its own cache
-columns (`decode_attention="flex"`, alternating with the default), eager `model.generate` on a slice
+columns (`decode_attention="flex"` and `"flash4"`, each alternating with the masked decode), eager
+`model.generate` on a slice
 of the same prompts,
 transformers' continuous batching (`generate_batch`) on a slice, and the agreement of the
 engine with eager greedy decoding on a small model trained to copy (infer_workload.py).
@@ -91,6 +92,35 @@ def agreement(first: dict, second: dict) -> dict:
             "tokens_identical_share": round(tokens / sum(len(v) for v in first.values()), 4)}
 
 
+def flash4_switched(model):
+    """Switch `model` to FlashAttention-4 (prefill and decode, as the job does); why not, or None."""
+    from ftimg_jobs.model.flash4_attention import import_problem, use_flash4_attention
+
+    return import_problem() or use_flash4_attention(model)
+
+
+def decode_attention_lever(out: Path, model, prompts: dict) -> None:
+    """FlashAttention-4 reading each row's own columns against the masked SDPA decode, alternating in one process.
+
+    Both sides prefill with FlashAttention-4 (the job's attention where flash-attn-4 is installed);
+    only the captured decode step's attention differs. The first run pays the kernels' compiles
+    (or loads them from the kernel cache), so it is kept apart from the repeats.
+    """
+    problem = flash4_switched(model)
+    if problem:
+        record(out, "decode_attention_flash4", {"skipped": problem})
+        return
+    for repeat in (1, 2, 3):
+        for mode in ("flash4", "mask"):
+            result = run_engine(model, prompts, decode_attention=mode)
+            record(out, f"decode_attention_{mode}_r{repeat}", {k: v for k, v in result.items() if k != "outputs"})
+            if repeat == 1 and mode == "flash4":
+                first = result["outputs"]
+            elif repeat == 1:
+                record(out, "decode_attention_flash4_vs_mask_random_7b", agreement(result["outputs"], first))
+    model.config._attn_implementation = "sdpa"  # back to the loaded attention for the parts after
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -107,8 +137,9 @@ def main() -> int:
     record(out, "environment", {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
                                 "transformers": __import__("transformers").__version__})
     model_dir = Path(args.work) / "llama2-7b-random"
-    _, seconds = timed(lambda: make_model(str(model_dir), tiny=False))
-    record(out, "make_model_s", round(seconds, 1))
+    if not (model_dir / "config.json").exists():  # infer_benchmark.py's --work holds the same model
+        _, seconds = timed(lambda: make_model(str(model_dir), tiny=False))
+        record(out, "make_model_s", round(seconds, 1))
     prompts = with_bos(random_prompts())
 
     model, seconds = timed(lambda: AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16,
@@ -130,6 +161,9 @@ def main() -> int:
             record(out, f"engine_flex_decode_r{repeat}", {k: v for k, v in flex.items() if k != "outputs"})
             again = run_engine(model, prompts)
             record(out, f"engine_default_r{repeat + 1}", {k: v for k, v in again.items() if k != "outputs"})
+
+    if "flash4" not in skip:
+        decode_attention_lever(out, model, prompts)
 
     if "eager" not in skip:
         order = sorted(prompts, key=lambda index: -len(prompts[index]))
@@ -170,6 +204,9 @@ def main() -> int:
         if "flex" not in skip:
             flex = run_engine(small, chain, decode_attention="flex")
             record(out, "agreement_copy_model_flex_decode", agreement(eager, flex["outputs"]))
+        if "flash4" not in skip and flash4_switched(small) is None:
+            flash4 = run_engine(small, chain, decode_attention="flash4")
+            record(out, "agreement_copy_model_flash4", {**agreement(eager, flash4["outputs"]), "tok_s": flash4["tok_s"]})
     return 0
 
 

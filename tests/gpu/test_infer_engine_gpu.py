@@ -128,6 +128,74 @@ def test_flex_decode_attention_gives_the_masked_decodes_tokens_through_refills_a
     assert model.config._attn_implementation == "sdpa"  # switched back after the run
 
 
+def flash4_or_skip():
+    from gpu_jobs import flash4_skip_reason
+
+    reason = flash4_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(8, 8), (8, 2)])
+def test_flash4_slot_decode_matches_masked_sdpa_and_a_replayed_graph_follows_the_lengths(heads, kv_heads):
+    """model/flash4_attention.flash4_slot_decode: row r attends to columns < lengths[r] of its cache, and only those."""
+    flash4_or_skip()
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from ftimg_jobs.model.flash4_attention import flash4_slot_decode
+
+    torch.manual_seed(0)
+    rows, columns, dim = 48, 320, 128
+    module = torch.nn.Module()
+    module.num_key_value_groups = heads // kv_heads
+    query = torch.randn(rows, heads, 1, dim, device="cuda", dtype=torch.bfloat16)
+    key, value = (torch.randn(rows, kv_heads, columns, dim, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    # Columns past a row's length hold values that would show if they were read.
+    lengths = torch.randint(1, columns + 1, (rows,), device="cuda", dtype=torch.int32)
+    lengths[:2] = torch.tensor([1, columns], dtype=torch.int32)
+
+    def reference():
+        mask = (torch.arange(columns, device="cuda")[None, :] < lengths[:, None])[:, None, None]
+        return sdpa_attention_forward(module, query, key, value, mask, scaling=dim ** -0.5, is_causal=False)[0]
+
+    output = torch.empty(rows, 1, heads, dim, device="cuda", dtype=torch.bfloat16)
+
+    def step():
+        output.copy_(flash4_slot_decode(module, query, key, value, lengths, dim ** -0.5)[0])
+
+    step()  # compiles (or loads) the kernel outside the capture
+    assert (output.float() - reference().float()).abs().max().item() < 2e-2
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    for _ in range(3):
+        lengths.copy_(torch.randint(1, columns + 1, (rows,), device="cuda", dtype=torch.int32))
+        key[:, :, -1].fill_(30.0)  # a huge key in the last column: only the full-length rows may see it
+        graph.replay()
+        torch.cuda.synchronize()
+        assert (output.float() - reference().float()).abs().max().item() < 2e-2
+
+
+def test_flash4_decode_gives_the_masked_decodes_tokens_through_refills_and_shrinking():
+    """decode_attention "flash4" (the default where the model runs FlashAttention-4): same tokens as the mask, bf16."""
+    flash4_or_skip()
+    from ftimg_jobs.generate.decode_attention import choose_decode_attention
+    from ftimg_jobs.model.flash4_attention import use_flash4_attention
+
+    model = spread_llama(seed=1).to(torch.bfloat16)
+    assert use_flash4_attention(model) is None
+    assert choose_decode_attention("auto", model, torch.device("cuda")) == "flash4"
+    prompts = random_prompts(60, 3, 60, seed=1)  # as the refill test: many rows end early
+    probe, _ = static(model, prompts, 80, max_slots=32)
+    eos = max(set(sum(probe.values(), [])), key=lambda token: sum(row.count(token) for row in probe.values()))
+    masked, _ = static(model, prompts, 80, eos=eos, max_slots=32, decode_attention="mask")
+    flash4, stats = static(model, prompts, 80, eos=eos, max_slots=32)
+    assert sum(len(tokens) < 80 for tokens in flash4.values()) >= 10 and stats.graphs >= 2  # refills, a smaller graph
+    same = sum(flash4[i] == masked[i] for i in prompts) / len(prompts)
+    print(f"\nflash4 decode against the masked decode (bf16): {same:.1%} of records identical")
+    assert same >= 0.95
+
+
 def test_seeded_sampling_is_reproducible_and_follows_the_seed():
     from ftimg_jobs.generate.sampling import SamplingSettings
 

@@ -1,26 +1,31 @@
-"""Decode attention that reads only each slot's own columns of the KV cache (FlexAttention's decoding kernel).
+"""How a captured decode step's attention reads the static KV cache: the engine's choice of kernel.
 
-The captured decode step's default attention is SDPA over the segment's whole cache with a boolean
-mask: every row reads all `cache_length` columns, while its own context is its prompt plus what it has
-generated so far. Measured on an H200 with a 7B model at 256 rows, every 64 cache columns cost ~1.8 ms
-a step, and a row's real context was 44-73% of the columns it read (docs/performance.md, infer).
+Row r of a segment's cache holds its tokens at columns 0..positions[r] (the prompt from column 0,
+then one generated token a step); the columns after that are padding or free. Three ways to read it:
 
-With `EngineSettings.decode_attention = "flex"` the step passes a FlexAttention BlockMask instead of
-the boolean mask: each row's KV blocks run up to the block holding its own position, so the decoding
-kernel skips the rest, and the mask function hides the columns past the position inside that block.
-The BlockMask is built inside the captured step from the slots' positions (tensor arithmetic only), so
-a replayed graph follows the positions as they advance. Prefill is unchanged: the attention function
-registered here hands every call without a BlockMask to the model's own implementation.
+- "mask": SDPA over the segment's whole cache with a boolean mask. Every row reads all
+  `cache_length` columns, while its own context is shorter: measured on an H200 with a 7B model
+  at 256 rows, every 64 cache columns cost ~1.8 ms a step, and a row's context was 44-73% of
+  the columns it read (docs/performance.md, infer).
+- "flash4": FlashAttention-4's varlen kernel, told each row's column count (`seqused_k`), reads
+  only those columns. The model must already run FlashAttention-4 (model/flash4_attention.py,
+  where the call is made): the kernel compiles once per process, or loads from the kernel cache.
+- "flex": FlexAttention's decoding kernel under a BlockMask made inside the captured step from
+  the positions: each row's KV blocks run up to the block holding its own position. It compiles
+  once per shape (rows x cache length): measured on an H200 (issue 12's 1,024 prompts), decode
+  11.7 s against 13.4 s, but the four compiles took 19.9 s of the process's first run, so it is
+  never chosen by "auto".
 
-`flex_attention` is compiled once per shape (rows x cache length: one per captured graph). Measured on an
-H200 (issue 12's 1,024 prompts, benchmarks/infer_levers.py): decode 11.7 s against 13.4 s, but the four
-compiles took 19.9 s of the process's first run, so for one job of that size it loses 18 s: not the default.
+"auto" takes "flash4" where the model runs FlashAttention-4 on the GPU, else "mask". Off the GPU,
+"flash4" runs the same attention through SDPA under a mask made from the column counts (a check of
+what the step passes, for tests on a CPU).
 """
 
 from typing import Optional
 
 import torch
 
+DECODE_ATTENTIONS = ("auto", "mask", "flash4", "flex")
 # Columns per KV block: a row reads at most this many columns past its position.
 KV_BLOCK = 64
 # FlexAttention's query block; a decode step has one query per row, so one block.
@@ -48,6 +53,24 @@ def flex_problem(model) -> Optional[str]:
     return None
 
 
+def choose_decode_attention(requested: str, model, device) -> str:
+    """The decode attention a StaticEngine runs: `requested`, or for "auto" the fastest one that can run."""
+    from ftimg_jobs.model.flash4_attention import NAME as FLASH4
+
+    if requested not in DECODE_ATTENTIONS:
+        raise ValueError(f"decode_attention {requested!r} is not one of {', '.join(DECODE_ATTENTIONS)}")
+    on_flash4 = model.config._attn_implementation == FLASH4
+    if requested == "auto":
+        return "flash4" if on_flash4 and device.type == "cuda" else "mask"
+    if requested == "flash4" and not on_flash4:
+        raise ValueError(f"decode_attention 'flash4' needs a model running {FLASH4} (model/flash4_attention.py); "
+                         f"this one runs {model.config._attn_implementation!r}")
+    problem = flex_problem(model) if requested == "flex" else None
+    if problem:
+        raise ValueError(f"decode_attention 'flex': {problem}")
+    return requested
+
+
 def compiled_flex_attention():
     if _compiled["flex_attention"] is None:
         from torch.nn.attention.flex_attention import flex_attention
@@ -59,14 +82,14 @@ def compiled_flex_attention():
 
 
 class SlotBlocks:
-    """A decode graph's BlockMask maker: row r sees columns starts[r]..positions[r] of the cache.
+    """A decode graph's BlockMask maker: row r sees columns 0..positions[r] of the cache.
 
-    The mask function is made once, over the graph's own views of the slots' starts and positions,
+    The mask function is made once, over the graph's own view of the slots' positions,
     so every step hands the compiled kernel the same function (a new closure each step would be a
     new guard) and a replayed graph reads the positions as they are then.
     """
 
-    def __init__(self, starts: torch.Tensor, positions: torch.Tensor, cache_length: int):
+    def __init__(self, positions: torch.Tensor, cache_length: int):
         if cache_length % KV_BLOCK:
             raise ValueError(f"cache length {cache_length} is not a multiple of {KV_BLOCK}")
         rows, blocks = positions.shape[0], cache_length // KV_BLOCK
@@ -76,7 +99,7 @@ class SlotBlocks:
         self.indices = self.indices.expand(rows, 1, 1, blocks).contiguous()
 
         def visible(batch, _head, _query, column):
-            return (column >= starts[batch]) & (column <= positions[batch])
+            return column <= positions[batch]
 
         self.visible = visible
 

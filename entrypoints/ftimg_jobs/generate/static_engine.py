@@ -4,10 +4,10 @@ Eager decoding of a 7B model on these hosts is bound by the CPU launching ~1,000
 kernels per step, not by the GPU. Here one decode step (the model's forward for one
 token per slot, the choice of the next token, and the bookkeeping of positions) is
 captured once per shape as a CUDA graph and replayed, so a step costs one launch.
-Shapes stay fixed because the KV cache is allocated up front (slot_cache.py) and the
-attention mask is rebuilt inside the step from per-slot start and write columns (or, with
-`decode_attention="flex"`, a FlexAttention BlockMask under which each row reads only its own
-columns: decode_attention.py, not the default: it compiles longer than it saves for one job's size).
+Shapes stay fixed because the KV cache is allocated up front (slot_cache.py); a row's tokens
+sit at columns 0..its position, and the step tells attention so from the positions
+(decode_attention.py: a boolean mask over the whole cache, or each row's own column count to
+FlashAttention-4, which then reads only those columns).
 
 The host loop (`StaticEngine.generate`) follows scheduler.py: segments of prompts
 with one cache length each, slots refilled with waiting prompts as rows finish, and a
@@ -29,12 +29,13 @@ from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 import torch
 
-from ftimg_jobs.generate.decode_attention import DecodeAttention, SlotBlocks, flex_problem
+from ftimg_jobs.generate.decode_attention import DecodeAttention, SlotBlocks, choose_decode_attention
 from ftimg_jobs.generate.memory import PREFILL_TOKENS, ModelShape, cache_gib, slots_that_fit
 from ftimg_jobs.generate.sampling import SamplingSettings, mark_seen, next_tokens
 from ftimg_jobs.generate.scheduler import Segment, plan_segments, refill_count, shrink_to
 from ftimg_jobs.generate.slot_cache import SlotCache
 from ftimg_jobs.generate.stops import Decode, find_ending
+from ftimg_jobs.model.flash4_attention import SLOT_LENGTHS
 
 # Steps replayed between looks at the generated tokens: rows that end mid-block waste at
 # most this many steps, and each look is one host synchronisation.
@@ -50,9 +51,8 @@ class EngineSettings:
     stop_strings: tuple = ()
     decode: Optional[Decode] = None  # token ids -> text; needed for stop strings
     max_slots: Optional[int] = None  # --batch_size: rows decoded together (default: what memory holds)
-    # "mask": SDPA over the whole cache with a boolean mask; "flex": each row reads its own columns
-    # (decode_attention.py; measured 13% less decode time, and 20 s of compiling, per process)
-    decode_attention: str = "mask"
+    # "auto", "mask", "flash4" or "flex": how a decode step's attention reads the cache (decode_attention.py)
+    decode_attention: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,6 @@ class SegmentRun:
         self.slots = segment.slots
         slots = segment.slots
         self.tokens = torch.zeros(slots, dtype=torch.long, device=device)
-        self.starts = torch.zeros(slots, dtype=torch.long, device=device)
         self.block = torch.zeros(slots, BLOCK_STEPS, dtype=torch.long, device=device)
         self.cursor = torch.zeros(1, dtype=torch.long, device=device)
         self.columns = torch.arange(segment.cache_length, device=device)
@@ -133,22 +132,24 @@ class SegmentRun:
     def step_for(self, rows: int) -> Callable[[], None]:
         """The decode step over the first `rows` slots (views of the full buffers)."""
         cache = self.full if rows == self.full.slots else self.full.first_rows(rows)
-        tokens, starts, block = self.tokens[:rows], self.starts[:rows], self.block[:rows]
+        tokens, block = self.tokens[:rows], self.block[:rows]
         seen = self.seen[:rows] if self.seen is not None else None
         cursor, columns, last = self.cursor, self.columns, self.cache_length - 1
         model, sampling = self.engine.model, self.engine.settings.sampling
 
-        blocks = (SlotBlocks(starts, cache.positions, self.cache_length)
-                  if self.engine.settings.decode_attention == "flex" else None)
+        attention = self.engine.decode_attention
+        blocks = SlotBlocks(cache.positions, self.cache_length) if attention == "flex" else None
 
         def step() -> None:
             positions = cache.positions
+            # Row r's tokens are at columns 0..positions[r] (its prompt from column 0, then one a step).
             if blocks is not None:
                 mask = blocks.mask()
             else:
-                mask = ((columns[None, :] >= starts[:, None]) & (columns[None, :] <= positions[:, None]))[:, None, None]
-            logits = model(input_ids=tokens[:, None], attention_mask=mask,
-                           position_ids=(positions - starts)[:, None], past_key_values=cache, use_cache=True).logits
+                mask = (columns[None, :] <= positions[:, None])[:, None, None]
+            lengths = {SLOT_LENGTHS: positions.add(1).to(torch.int32)} if attention == "flash4" else {}
+            logits = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
+                           past_key_values=cache, use_cache=True, **lengths).logits
             chosen = next_tokens(logits[:, -1, :], sampling, seen)
             if seen is not None:
                 mark_seen(seen, chosen)
@@ -169,7 +170,7 @@ class SegmentRun:
         return self.replays[rows]
 
     def state_tensors(self, rows: int) -> List[torch.Tensor]:
-        state = [self.tokens[:rows], self.starts[:rows], self.full.positions[:rows], self.block[:rows], self.cursor]
+        state = [self.tokens[:rows], self.full.positions[:rows], self.block[:rows], self.cursor]
         return state + ([self.seen[:rows]] if self.seen is not None else [])
 
     @torch.inference_mode()
@@ -216,7 +217,6 @@ class SegmentRun:
             mark_seen(seen, first)
             self.seen[rows] = seen
         self.tokens[rows] = first
-        self.starts[rows] = 0
         self.full.positions[rows] = ends
         stats = self.engine.stats
         stats.prefill_calls += 1
@@ -229,7 +229,7 @@ class SegmentRun:
         sources = torch.tensor(active_slots, device=self.engine.device)
         count = len(active_slots)
         self.full.move_rows(sources)
-        for tensor in (self.tokens, self.starts, self.full.positions) + ((self.seen,) if self.seen is not None else ()):
+        for tensor in (self.tokens, self.full.positions) + ((self.seen,) if self.seen is not None else ()):
             tensor[:count] = tensor.index_select(0, sources)
         self.slots = rows
 
@@ -238,12 +238,8 @@ class StaticEngine:
     """Generates for many prompts at once; call `generate` with token ids per record id."""
 
     def __init__(self, model, settings: EngineSettings, device: torch.device):
-        if settings.decode_attention not in ("mask", "flex"):
-            raise ValueError(f"decode_attention {settings.decode_attention!r} is not 'mask' or 'flex'")
-        problem = flex_problem(model) if settings.decode_attention == "flex" else None
-        if problem:
-            raise ValueError(f"decode_attention 'flex': {problem}")
         self.model, self.settings, self.device = model, settings, device
+        self.decode_attention = choose_decode_attention(settings.decode_attention, model, device)
         self.shape = model_shape(model)
         self.stats = EngineStats()
 
@@ -300,7 +296,7 @@ class StaticEngine:
         empty = [record_id for record_id, ids in prompts.items() if not ids]
         if empty:
             raise ValueError(f"records {empty[:5]} have no prompt tokens; every prompt needs at least one")
-        if self.settings.decode_attention == "flex":
+        if self.decode_attention == "flex":
             with DecodeAttention(self.model):
                 return self.generate_segments(prompts, on_finished)
         return self.generate_segments(prompts, on_finished)

@@ -210,8 +210,10 @@ def generate_static(args, model, device, tokenizer, config, token_ids: dict, min
                                                Ending(len(record.token_ids), record.reason, record.text_end)))
               for record in records])
 
-    stats = StaticEngine(model, settings, device).generate({i: token_ids[i] for i in mine}, finished)
-    return {"warmup_seconds": round(stats.capture_seconds, 3), "prefill_seconds": round(stats.prefill_seconds, 3),
+    engine = StaticEngine(model, settings, device)
+    stats = engine.generate({i: token_ids[i] for i in mine}, finished)
+    return {"decode_attention": engine.decode_attention,
+            "warmup_seconds": round(stats.capture_seconds, 3), "prefill_seconds": round(stats.prefill_seconds, 3),
             "decode_seconds": round(stats.decode_seconds, 3), "decode_steps": stats.decode_steps,
             "graphs": stats.graphs, "segments": stats.segments}
 

@@ -14,7 +14,10 @@ Where each call runs (the model is loaded as SDPA, then switched to this functio
 - no mask and as many queries as keys (training rows, prefill): FlashAttention-4, causal. A row
   whose position ids restart (a padding-free row) runs the varlen kernel over its examples, other
   rows the fixed-length kernel.
-- a padded batch, decoding against a cache, a non-causal module: transformers' own SDPA function with
+- a decode step of the static infer engine (generate/static_engine.py), which passes each row's count
+  of cache columns as ``slot_lengths``: the varlen kernel with ``seqused_k``, so a row reads only its
+  own columns of the cache rather than all of them under a mask.
+- a padded batch, other decoding against a cache, a non-causal module: transformers' own SDPA function with
   the mask transformers' sdpa_mask builds, exactly as attn_implementation="sdpa" runs them. A padded
   batch never reaches the fixed-length kernel, which would attend to its padding.
 - queries off the GPU, or not in fp16/bf16 outside autocast: packed_attention's per-example SDPA.
@@ -41,6 +44,9 @@ log = logging.getLogger("ftimg_jobs")
 
 NAME = "ftimg_flash_attention_4"
 HALF = (torch.float16, torch.bfloat16)
+# The keyword a decode step passes through the model to its attention: (rows,) int32, the cache
+# columns each row sees (its tokens sit at columns 0..count-1).
+SLOT_LENGTHS = "slot_lengths"
 
 
 def distribution_installed(name: str) -> bool:
@@ -102,6 +108,9 @@ def flash4_attention(module, query, key, value, attention_mask, dropout: float =
     if kwargs.get("sliding_window") is not None:
         raise ValueError(f"{NAME} got a sliding-window layer; models with one are refused at load time. "
                          "Use --attn_implementation sdpa")
+    slot_lengths = kwargs.pop(SLOT_LENGTHS, None)
+    if slot_lengths is not None:
+        return flash4_slot_decode(module, query, key, value, slot_lengths, scaling)
     is_causal = kwargs.pop("is_causal", None)
     is_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
     if attention_mask is not None or query.shape[2] != key.shape[2] or not is_causal:
@@ -123,6 +132,28 @@ def flash4_attention(module, query, key, value, attention_mask, dropout: float =
                                            softmax_scale=scaling, causal=True)
         return output.unsqueeze(0), None
     output, _ = flash_attn_func(query, key, value, softmax_scale=scaling, causal=True)
+    return output, None
+
+
+def flash4_slot_decode(module, query, key, value, lengths, scaling):
+    """One query per row against its own first ``lengths[row]`` columns of a static cache.
+
+    query ``(rows, heads, 1, dim)``, key/value the whole cache ``(rows, kv_heads, columns, dim)``;
+    returns ``((rows, 1, heads, dim), None)``. The transposed views are what the kernel takes
+    (last stride 1, 16-byte aligned strides), so the cache is not copied; the kernel launch is
+    capturable in a CUDA graph, which then follows ``lengths`` as the step advances them.
+    Off the GPU or outside fp16/bf16, SDPA computes the same under a mask made from ``lengths``.
+    """
+    if not query.is_cuda or query.dtype not in HALF or key.dtype != query.dtype:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        columns = torch.arange(key.shape[2], device=key.device)
+        mask = (columns[None, :] < lengths[:, None])[:, None, None]
+        return sdpa_attention_forward(module, query, key, value, mask, scaling=scaling, is_causal=False)
+    from flash_attn.cute import flash_attn_varlen_func
+
+    output, _ = flash_attn_varlen_func(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
+                                       seqused_k=lengths, softmax_scale=scaling, causal=False)
     return output, None
 
 
